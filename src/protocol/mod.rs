@@ -1,0 +1,1 @@
+//! Protocol layers built on netloop.

@@ -1,0 +1,75 @@
+//! The main reactor of [`Mode::Reactor`](crate::Mode::Reactor): a thread that only
+//! accepts, and hands each connection to a sub-loop picked by the load balancer.
+//!
+//! The hand-off is a task on the sub-loop's queue, so it costs the acceptor one
+//! queue push and (coalesced) one eventfd write; the sub-loop registers the socket
+//! with its own poller. The connection is counted against the chosen loop at once,
+//! so a burst of accepts is balanced by the least-connections policy before the
+//! sub-loops have caught up.
+
+use crate::engine::EngineHandle;
+use crate::event_loop::{LoopShared, LISTENER_TOKEN, WAKER_TOKEN};
+use crate::listener::{self, Accepted, ListenSocket, Listener};
+use crate::load_balancer::Balancer;
+use crate::options::Options;
+use crate::poller::{Epoll, Interest, Poller, Trigger};
+use crate::task_queue::Task;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Accepts until stopped.
+pub(crate) fn run(
+    shared: Arc<LoopShared>,
+    loops: Vec<Arc<LoopShared>>,
+    sockets: Vec<Arc<ListenSocket>>,
+    opts: Arc<Options>,
+    _engine: EngineHandle,
+) -> io::Result<()> {
+    let mut poller = Epoll::new()?;
+    poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+    let mut listeners = Vec::with_capacity(sockets.len());
+    for (i, sock) in sockets.into_iter().enumerate() {
+        listeners.push(Listener::register(sock, LISTENER_TOKEN - i as u64, false, &poller)?);
+    }
+    let mut balancer = Balancer::new(opts.load_balancer);
+    let mut tasks = Vec::new();
+    loop {
+        if shared.queue.is_notified() {
+            shared.queue.take(&mut tasks, usize::MAX);
+            if tasks.drain(..).any(|t| matches!(t, Task::Stop)) {
+                break;
+            }
+        }
+        let now = Instant::now();
+        for l in &mut listeners {
+            l.maybe_resume(now, &poller);
+        }
+        let timeout = listeners.iter().filter_map(|l| l.paused_until).min().map(|t| t.saturating_duration_since(now));
+        let n = poller.wait(timeout)?;
+        for i in 0..n {
+            let token = poller.event(i).token;
+            if token == WAKER_TOKEN {
+                continue;
+            }
+            let l = &mut listeners[(LISTENER_TOKEN - token) as usize];
+            while let Accepted::Conn(fd, peer) = l.accept(&poller) {
+                let is_tcp = l.sock.is_tcp();
+                listener::configure(&fd, is_tcp, &opts);
+                let target = &loops[balancer.pick(&loops, &peer)];
+                target.connections.fetch_add(1, Ordering::Relaxed);
+                if let Err(task) = target.queue.push(Task::Adopt { fd }, false) {
+                    // The sub-loop has stopped: the engine is going down.
+                    drop(task);
+                    target.connections.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    for l in &mut listeners {
+        l.deregister(&poller);
+    }
+    shared.queue.close();
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The engine: listeners, loops and the threads that run them.
+
+use crate::acceptor;
+use crate::addr::{Addr, ToAddr};
+use crate::error::{Error, Result};
+use crate::event_loop::{EventLoop, LoopSetup, LoopShared};
+use crate::handler::EventHandler;
+use crate::listener::{self, ListenSocket};
+use crate::options::{LoadBalancer, Mode, Options};
+use crate::task_queue::Task;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// Set on event-loop threads, so `stop()` called from a handler does not wait
+    /// for its own loop to exit.
+    pub(crate) static IN_LOOP: Cell<bool> = const { Cell::new(false) };
+}
+
+struct EngineShared {
+    loops: Vec<Arc<LoopShared>>,
+    acceptor: Option<Arc<LoopShared>>,
+    stopping: AtomicBool,
+    /// Threads still running, and a condvar signalled as each exits.
+    running: Mutex<usize>,
+    exited: Condvar,
+    stop_timeout: Duration,
+}
+
+/// A handle to a running engine, usable from any thread (`Send + Sync + Clone`).
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<EngineShared>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle").field("loops", &self.shared.loops.len()).field("stopping", &self.is_stopping()).finish()
+    }
+}
+
+impl EngineHandle {
+    /// Stops the engine gracefully: listeners close, every connection is closed
+    /// (each gets `on_close` with [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped)),
+    /// queued async writes complete their callbacks (with an error if their bytes
+    /// were not sent), `on_shutdown` runs, and the loops exit.
+    ///
+    /// Waits up to [`Options::stop_timeout`] for the loops to finish and returns
+    /// whether they did. Called from a handler (on a loop thread) it only starts
+    /// the stop and returns `false` at once.
+    pub fn stop(&self) -> bool {
+        self.signal_stop();
+        if IN_LOOP.with(|f| f.get()) {
+            return false;
+        }
+        let deadline = Instant::now() + self.shared.stop_timeout;
+        let mut running = self.shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(running = *running, "engine stop timed out");
+                return false;
+            }
+            running = self.shared.exited.wait_timeout(running, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    /// Starts stopping without waiting.
+    pub(crate) fn signal_stop(&self) {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!("engine stopping");
+        // The acceptor first, so no new connection is handed to a stopping loop.
+        for l in self.shared.acceptor.iter().chain(self.shared.loops.iter()) {
+            let _ = l.queue.push(Task::Stop, true);
+        }
+    }
+
+    /// Has a stop been requested?
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    /// Connections open across all loops.
+    pub fn connection_count(&self) -> usize {
+        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Connections open on each loop.
+    pub fn loop_connection_counts(&self) -> Vec<usize> {
+        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Number of event loops.
+    pub fn loop_count(&self) -> usize {
+        self.shared.loops.len()
+    }
+}
+
+/// A running engine. Dropping it stops it (see [`EngineHandle::stop`]).
+pub struct Engine {
+    handle: EngineHandle,
+    threads: Vec<JoinHandle<()>>,
+    addrs: Vec<Addr>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("addrs", &self.addrs).field("handle", &self.handle).finish()
+    }
+}
+
+impl Engine {
+    /// Starts configuring an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder { opts: Options::default(), addrs: Vec::new(), err: None }
+    }
+
+    /// The addresses actually bound (port 0 resolved), in the order given.
+    pub fn local_addrs(&self) -> &[Addr] {
+        &self.addrs
+    }
+
+    /// The first bound address.
+    pub fn local_addr(&self) -> &Addr {
+        &self.addrs[0]
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Blocks until the engine has stopped (through a handle, a handler's
+    /// [`Action::Shutdown`](crate::Action::Shutdown), or a signal the application
+    /// turns into [`EngineHandle::stop`]).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops the engine and waits for its threads.
+    pub fn stop(self) {
+        self.handle.stop();
+        self.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.handle.stop();
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Configures and starts an [`Engine`].
+///
+/// ```no_run
+/// use netloop::{Action, Conn, Engine, EventHandler, Mode};
+///
+/// #[derive(Clone)]
+/// struct Echo;
+/// impl EventHandler for Echo {
+///     type State = ();
+///     fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+///         let n = conn.buffered();
+///         let data = conn.next(n).unwrap().to_vec();
+///         let _ = conn.write(&data);
+///         Action::None
+///     }
+/// }
+///
+/// let engine = Engine::builder()
+///     .loops(4)
+///     .mode(Mode::Reactor)
+///     .listen("tcp://127.0.0.1:9000")
+///     .listen("unix:///tmp/echo.sock")
+///     .start(|_loop_index| Echo)
+///     .unwrap();
+/// println!("listening on {}", engine.local_addr());
+/// engine.wait();
+/// ```
+#[must_use = "an engine builder does nothing until started"]
+pub struct EngineBuilder {
+    opts: Options,
+    addrs: Vec<Addr>,
+    err: Option<Error>,
+}
+
+impl EngineBuilder {
+    /// Replaces all options.
+    pub fn options(mut self, opts: Options) -> Self {
+        self.opts = opts;
+        self
+    }
+    /// Adds a listening address (several are allowed). A bad address is reported
+    /// by [`start`](Self::start).
+    pub fn listen(mut self, addr: impl ToAddr) -> Self {
+        match addr.to_addr() {
+            Ok(a) => self.addrs.push(a),
+            Err(e) => {
+                self.err.get_or_insert(e);
+            }
+        }
+        self
+    }
+    /// Number of event loops.
+    pub fn loops(mut self, n: usize) -> Self {
+        self.opts.loops = n;
+        self
+    }
+    /// How connections are spread over the loops.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.opts.mode = mode;
+        self
+    }
+    /// The main reactor's load balancer.
+    pub fn load_balancer(mut self, lb: LoadBalancer) -> Self {
+        self.opts.load_balancer = lb;
+        self
+    }
+    /// Edge-triggered registration.
+    pub fn edge_triggered(mut self, on: bool) -> Self {
+        self.opts.edge_triggered = on;
+        self
+    }
+    /// Enables `on_tick`.
+    pub fn ticker(mut self, on: bool) -> Self {
+        self.opts.ticker = on;
+        self
+    }
+    /// Pins loops to CPUs.
+    pub fn cpu_affinity(mut self, on: bool) -> Self {
+        self.opts.cpu_affinity = on;
+        self
+    }
+    /// The options as configured so far, to change any other field.
+    pub fn options_mut(&mut self) -> &mut Options {
+        &mut self.opts
+    }
+
+    /// Starts the engine with one handler per loop made by `factory(loop_index)`
+    /// (called on the loop's own thread). Listeners are bound before this returns,
+    /// so clients may connect as soon as it does.
+    pub fn start<H, F>(self, factory: F) -> Result<Engine>
+    where
+        H: EventHandler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        let opts = Arc::new(self.opts);
+        opts.validate()?;
+        if self.addrs.is_empty() {
+            return Err(Error::Config("no listening address given".into()));
+        }
+        let n = opts.loop_count();
+        let loops: Vec<Arc<LoopShared>> = (0..n).map(LoopShared::new).collect::<std::io::Result<_>>()?;
+        let mut per_loop: Vec<Vec<(Arc<ListenSocket>, bool)>> = vec![Vec::new(); n];
+        let mut for_acceptor = Vec::new();
+        let mut bound = Vec::new();
+        for addr in &self.addrs {
+            let mode = match (opts.mode, addr) {
+                (Mode::ReusePort, Addr::Unix(_)) => Mode::Shared,
+                (m, _) => m,
+            };
+            match mode {
+                Mode::Single => {
+                    let s = Arc::new(listener::bind(addr, &opts, false)?);
+                    bound.push(s.addr.clone());
+                    per_loop[0].push((s, false));
+                }
+                Mode::Shared => {
+                    let s = Arc::new(listener::bind(addr, &opts, false)?);
+                    bound.push(s.addr.clone());
+                    for l in per_loop.iter_mut() {
+                        l.push((s.clone(), n > 1));
+                    }
+                }
+                Mode::ReusePort => {
+                    // Bind the first to learn the port (when 0 was asked), then the rest
+                    // to that port.
+                    let first = Arc::new(listener::bind(addr, &opts, true)?);
+                    let actual = first.addr.clone();
+                    bound.push(actual.clone());
+                    per_loop[0].push((first, false));
+                    for l in per_loop.iter_mut().skip(1) {
+                        l.push((Arc::new(listener::bind(&actual, &opts, true)?), false));
+                    }
+                }
+                Mode::Reactor => {
+                    let s = Arc::new(listener::bind(addr, &opts, false)?);
+                    bound.push(s.addr.clone());
+                    for_acceptor.push(s);
+                }
+            }
+        }
+        let acceptor = if for_acceptor.is_empty() { None } else { Some(LoopShared::new(usize::MAX)?) };
+        let shared = Arc::new(EngineShared {
+            loops: loops.clone(),
+            acceptor: acceptor.clone(),
+            stopping: AtomicBool::new(false),
+            running: Mutex::new(0),
+            exited: Condvar::new(),
+            stop_timeout: opts.stop_timeout,
+        });
+        let handle = EngineHandle { shared: shared.clone() };
+        let factory = Arc::new(factory);
+        let mut threads = Vec::new();
+        for (shared_loop, listeners) in loops.iter().cloned().zip(per_loop) {
+            let setup = LoopSetup { shared: shared_loop, engine: handle.clone(), opts: opts.clone(), listeners };
+            let factory = factory.clone();
+            let name = format!("netloop-loop-{}", setup.shared.index);
+            threads.push(spawn(&handle, name, move || EventLoop::run(setup, |i| factory(i)))?);
+        }
+        if let Some(acc) = acceptor {
+            let (loops, opts, h) = (loops.clone(), opts.clone(), handle.clone());
+            threads.push(spawn(&handle, "netloop-acceptor".into(), move || acceptor::run(acc, loops, for_acceptor, opts, h))?);
+        }
+        Ok(Engine { handle, threads, addrs: bound })
+    }
+
+    /// Starts the engine with a clone of `handler` on each loop.
+    pub fn start_with<H>(self, handler: H) -> Result<Engine>
+    where
+        H: EventHandler + Clone + Send,
+    {
+        let proto = Mutex::new(handler);
+        self.start(move |_| proto.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Spawns an engine thread that is counted in `running` and, if it fails, stops
+/// the engine rather than leaving it half alive.
+fn spawn(
+    handle: &EngineHandle,
+    name: String,
+    body: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    let h = handle.clone();
+    let thread_name = name.clone();
+    let res = std::thread::Builder::new().name(name).spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(thread = %thread_name, error = %e, "engine thread failed; stopping the engine");
+                h.signal_stop();
+            }
+            Err(p) => {
+                tracing::error!(thread = %thread_name, panic = crate::event_loop::panic_message(&*p), "engine thread panicked; stopping the engine");
+                h.signal_stop();
+            }
+        }
+        let mut running = h.shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        h.shared.exited.notify_all();
+    });
+    res.map_err(|e| {
+        *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        handle.signal_stop();
+        Error::Io(e)
+    })
+}
+
+/// Serves `handler` (cloned onto each loop) on `addr` until the engine is stopped
+/// by a handler returning [`Action::Shutdown`](crate::Action::Shutdown).
+///
+/// The one-call form of [`Engine::builder`], like gnet's `Run`.
+pub fn serve<H>(handler: H, addr: impl ToAddr, opts: Options) -> Result<()>
+where
+    H: EventHandler + Clone + Send,
+{
+    let engine = Engine::builder().options(opts).listen(addr).start_with(handler)?;
+    engine.wait();
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! netloop's error type.
+
+use std::io;
+
+/// Everything that can go wrong in netloop's public API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An address string could not be parsed or resolved.
+    #[error("invalid address {addr:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The address names a scheme netloop does not serve (yet).
+    #[error("unsupported scheme {scheme:?} in {addr:?} (expected tcp, tcp4, tcp6 or unix)")]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+        /// The address as given.
+        addr: String,
+    },
+    /// The options are inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// An operating-system error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The connection a handle refers to is closed (or its slot was reused).
+    #[error("connection closed")]
+    ConnectionClosed,
+    /// The engine (or the event loop owning the connection) has stopped.
+    #[error("engine stopped")]
+    EngineStopped,
+    /// The worker pool's queue is full; the job was not accepted.
+    #[error("worker pool queue is full")]
+    PoolFull,
+}
+
+/// netloop's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,563 @@
+//! The event loop: one OS thread, one poller, a slab of connections.
+//!
+//! Each round the loop (1) runs tasks other threads queued, (2) waits for readiness
+//! — with a zero timeout when the previous round left work behind, blocking until
+//! the next timer otherwise — and (3) dispatches each event by its token, which is
+//! the connection's slab index plus the slot's generation: no map lookup, and an
+//! event for a connection that closed earlier in the same round is recognised as
+//! stale and dropped.
+//!
+//! Reading goes through one per-loop read buffer (64 KiB by default): the handler
+//! sees fresh bytes in place, and only what it leaves unconsumed is copied into the
+//! connection's own elastic buffer. An idle connection therefore holds no buffer.
+
+use crate::buffer::BufferPool;
+use crate::connection::{Conn, ConnCtx, ConnInner, Drain};
+use crate::engine::{EngineHandle, IN_LOOP};
+use crate::error::Error;
+use crate::handle::run_callback;
+use crate::handler::{Action, CloseReason, EventHandler, LoopInfo};
+use crate::listener::{self, Accepted, ListenSocket, Listener};
+use crate::options::Options;
+use crate::poller::{Epoll, Interest, Poller, Trigger};
+use crate::task_queue::{Task, TaskQueue};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Token of the loop's waker (eventfd).
+pub(crate) const WAKER_TOKEN: u64 = u64::MAX;
+/// Listener `i` uses token `LISTENER_TOKEN - i`.
+pub(crate) const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Slab indexes stay below this, so connection tokens never collide with the above.
+const MAX_SLOTS: usize = 1 << 31;
+/// Normal-lane tasks run per round (the urgent lane is always drained).
+const TASKS_PER_ROUND: usize = 1024;
+/// Connections accepted per listener event before the loop serves others.
+const ACCEPTS_PER_EVENT: usize = 64;
+
+/// The part of a loop other threads can reach.
+pub(crate) struct LoopShared {
+    pub(crate) index: usize,
+    pub(crate) queue: TaskQueue,
+    pub(crate) connections: AtomicUsize,
+}
+
+impl LoopShared {
+    pub(crate) fn new(index: usize) -> io::Result<Arc<LoopShared>> {
+        Ok(Arc::new(LoopShared { index, queue: TaskQueue::new()?, connections: AtomicUsize::new(0) }))
+    }
+}
+
+/// What a loop thread starts from.
+pub(crate) struct LoopSetup {
+    pub(crate) shared: Arc<LoopShared>,
+    pub(crate) engine: EngineHandle,
+    pub(crate) opts: Arc<Options>,
+    /// Listeners this loop accepts on, and whether each is shared with other loops.
+    pub(crate) listeners: Vec<(Arc<ListenSocket>, bool)>,
+}
+
+struct Slot<S> {
+    gen: u32,
+    conn: Option<ConnInner<S>>,
+}
+
+fn token(index: u32, gen: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(index)
+}
+
+/// Extracts a panic payload's message.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())).unwrap_or("(non-string panic)")
+}
+
+pub(crate) struct EventLoop<H: EventHandler> {
+    shared: Arc<LoopShared>,
+    engine: EngineHandle,
+    opts: Arc<Options>,
+    handler: H,
+    poller: Epoll,
+    trigger: Trigger,
+    slots: Vec<Slot<H::State>>,
+    free: Vec<u32>,
+    pool: BufferPool,
+    read_buf: Box<[u8]>,
+    listeners: Vec<Listener>,
+    tasks: Vec<Task>,
+    /// Edge-triggered connections whose read budget ran out with data left.
+    et_pending: Vec<u64>,
+    next_tick: Option<Instant>,
+    stopping: bool,
+}
+
+impl<H: EventHandler> EventLoop<H> {
+    /// Runs a loop on the current thread until it is stopped.
+    pub(crate) fn run(setup: LoopSetup, make_handler: impl FnOnce(usize) -> H) -> io::Result<()> {
+        IN_LOOP.with(|f| f.set(true));
+        let LoopSetup { shared, engine, opts, listeners } = setup;
+        if opts.cpu_affinity {
+            let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            if let Err(e) = crate::sys::pin_current_thread(shared.index % cpus) {
+                tracing::warn!(error = %e, "could not pin event loop to a CPU");
+            }
+        }
+        let poller = Epoll::new()?;
+        poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+        let mut regs = Vec::with_capacity(listeners.len());
+        for (i, (sock, is_shared)) in listeners.into_iter().enumerate() {
+            regs.push(Listener::register(sock, LISTENER_TOKEN - i as u64, is_shared, &poller)?);
+        }
+        let handler = make_handler(shared.index);
+        let mut lp = EventLoop {
+            trigger: if opts.edge_triggered { Trigger::Edge } else { Trigger::Level },
+            pool: BufferPool::new(opts.buffer_pool_bytes),
+            read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
+            shared,
+            engine,
+            opts,
+            handler,
+            poller,
+            slots: Vec::new(),
+            free: Vec::new(),
+            listeners: regs,
+            tasks: Vec::new(),
+            et_pending: Vec::new(),
+            next_tick: None,
+            stopping: false,
+        };
+        lp.boot();
+        lp.main_loop();
+        lp.shutdown();
+        Ok(())
+    }
+
+    fn boot(&mut self) {
+        let info = LoopInfo {
+            index: self.shared.index,
+            engine: &self.engine,
+            connections: 0,
+        };
+        let handler = &mut self.handler;
+        match catch_unwind(AssertUnwindSafe(|| handler.on_boot(&info))) {
+            Ok(Action::Shutdown) => self.engine.signal_stop(),
+            Ok(_) => {}
+            Err(p) => tracing::error!(panic = panic_message(&*p), "on_boot panicked"),
+        }
+        if self.opts.ticker {
+            self.next_tick = Some(Instant::now());
+        }
+    }
+
+    fn main_loop(&mut self) {
+        let mut busy = false;
+        loop {
+            let mut more_tasks = false;
+            if self.shared.queue.is_notified() {
+                more_tasks = self.run_tasks();
+            }
+            if self.stopping {
+                return;
+            }
+            self.run_timers();
+            let timeout = if busy || more_tasks || !self.et_pending.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            let n = match self.poller.wait(timeout) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "epoll_wait failed; stopping the loop");
+                    return;
+                }
+            };
+            for i in 0..n {
+                let ev = self.poller.event(i);
+                match ev.token {
+                    WAKER_TOKEN => {} // tasks are picked up at the top of the round
+                    t if t >= LISTENER_TOKEN - self.listeners.len() as u64 + 1 => {
+                        self.accept((LISTENER_TOKEN - t) as usize)
+                    }
+                    t => {
+                        let (index, gen) = (t as u32, (t >> 32) as u32);
+                        if !self.is_live(index, gen) {
+                            continue; // stale: the connection closed earlier this round
+                        }
+                        if ev.readable || ev.read_closed || ev.error {
+                            self.on_readable(index, gen, ev.read_closed, ev.error);
+                        }
+                        if ev.writable && self.is_live(index, gen) {
+                            self.on_writable(index);
+                        }
+                    }
+                }
+            }
+            if !self.et_pending.is_empty() {
+                for t in std::mem::take(&mut self.et_pending) {
+                    let (index, gen) = (t as u32, (t >> 32) as u32);
+                    if self.is_live(index, gen) {
+                        self.on_readable(index, gen, false, false);
+                    }
+                }
+            }
+            // Saturated: the event array was full, so more is probably ready.
+            busy = n > 0 && n == self.poller.capacity();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let listeners = self.listeners.iter().filter_map(|l| l.paused_until);
+        listeners.chain(self.next_tick).min()
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        for l in &mut self.listeners {
+            l.maybe_resume(now, &self.poller);
+        }
+        if self.next_tick.is_some_and(|t| t <= now) {
+            let info = LoopInfo {
+                index: self.shared.index,
+                engine: &self.engine,
+                connections: self.shared.connections.load(Ordering::Relaxed),
+            };
+            let handler = &mut self.handler;
+            let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick(&info))) {
+                Ok(r) => r,
+                Err(p) => {
+                    tracing::error!(panic = panic_message(&*p), "on_tick panicked");
+                    (Duration::from_secs(1), Action::None)
+                }
+            };
+            if action == Action::Shutdown {
+                self.engine.signal_stop();
+            }
+            self.next_tick = Some(now + delay);
+        }
+    }
+
+    fn is_live(&self, index: u32, gen: u32) -> bool {
+        self.slots.get(index as usize).is_some_and(|s| s.gen == gen && s.conn.is_some())
+    }
+
+    // ----- accepting and opening -----
+
+    fn accept(&mut self, li: usize) {
+        for _ in 0..ACCEPTS_PER_EVENT {
+            let Some(l) = self.listeners.get_mut(li) else { return };
+            match l.accept(&self.poller) {
+                Accepted::Conn(fd, _peer) => {
+                    let is_tcp = l.sock.is_tcp();
+                    listener::configure(&fd, is_tcp, &self.opts);
+                    self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                    self.open(fd);
+                }
+                Accepted::Done => return,
+            }
+        }
+    }
+
+    /// Starts serving an accepted socket. The connection count was already raised.
+    fn open(&mut self, fd: OwnedFd) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None if self.slots.len() < MAX_SLOTS => {
+                self.slots.push(Slot { gen: 0, conn: None });
+                (self.slots.len() - 1) as u32
+            }
+            None => {
+                tracing::error!("connection slab is full; dropping connection");
+                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        let gen = slot.gen;
+        let inner = ConnInner::new(fd);
+        if let Err(e) = self.poller.add(inner.raw_fd(), token(index, gen), Interest::READ, self.trigger) {
+            tracing::error!(error = %e, "could not register connection; dropping it");
+            self.free.push(index);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        slot.conn = Some(inner);
+        self.callback(index, gen, None, |h, c| h.on_open(c));
+    }
+
+    // ----- handler callbacks -----
+
+    /// Runs one handler callback on a connection, then applies its outcome.
+    fn callback(
+        &mut self,
+        index: u32,
+        gen: u32,
+        fresh: Option<(usize, usize)>,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
+    ) {
+        let Some(inner) = self.slots[index as usize].conn.as_mut() else { return };
+        let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+        let mut conn = Conn::new(inner, ctx, index, gen, fresh);
+        let handler = &mut self.handler;
+        let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
+        conn.finish();
+        self.after_callback(index, result);
+    }
+
+    fn after_callback(&mut self, index: u32, result: std::thread::Result<Action>) {
+        match result {
+            Err(p) => {
+                tracing::error!(panic = panic_message(&*p), "handler panicked; closing its connection");
+                self.close(index, CloseReason::Panicked);
+                return;
+            }
+            Ok(Action::Shutdown) => self.engine.signal_stop(),
+            Ok(Action::Close) => {
+                if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                    c.draining.get_or_insert(Drain::Local);
+                }
+            }
+            Ok(Action::None) => {}
+        }
+        self.settle(index);
+    }
+
+    /// After anything touched a connection: close it if it failed or finished
+    /// draining, otherwise bring its poller interest up to date.
+    fn settle(&mut self, index: u32) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if let Some(reason) = c.failed.take() {
+            self.close(index, *reason);
+            return;
+        }
+        if let Some(d) = c.draining {
+            if c.outbound.is_empty() {
+                self.close(index, d.reason());
+                return;
+            }
+        }
+        let wanted = c.wanted_interest();
+        if wanted != c.interest {
+            let gen = self.slots[index as usize].gen;
+            let c = self.slots[index as usize].conn.as_mut().expect("checked above");
+            match self.poller.modify(c.raw_fd(), token(index, gen), wanted, self.trigger) {
+                Ok(()) => c.interest = wanted,
+                Err(e) => self.close(index, CloseReason::Io(e)),
+            }
+        }
+    }
+
+    // ----- I/O -----
+
+    fn on_readable(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) {
+        let budget = if self.trigger == Trigger::Edge { self.opts.read_budget } else { 1 };
+        for _ in 0..budget {
+            let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+            if c.read_closed || c.draining.is_some() {
+                // Not reading any more: only a hang-up or error matters.
+                if error {
+                    self.on_hangup(index);
+                }
+                return;
+            }
+            let fd = c.raw_fd();
+            let res = crate::sys::read(fd, &mut self.read_buf);
+            match res {
+                Ok(0) => {
+                    self.on_eof(index);
+                    return;
+                }
+                Ok(n) => {
+                    let fresh = if c.inbound.is_empty() {
+                        Some((0, n))
+                    } else {
+                        c.inbound.push(&self.read_buf[..n], &mut self.pool);
+                        None
+                    };
+                    self.callback(index, gen, fresh, |h, c| h.on_traffic(c));
+                    if n < self.read_buf.len() && !read_closed {
+                        return; // drained (a short read of a stream socket)
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(index, CloseReason::from_io(e));
+                    return;
+                }
+            }
+        }
+        if self.trigger == Trigger::Edge && self.is_live(index, gen) {
+            self.et_pending.push(token(index, gen));
+        }
+    }
+
+    fn on_eof(&mut self, index: u32) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        c.read_closed = true;
+        c.draining.get_or_insert(Drain::PeerClosed);
+        // Whatever was written or queued is still delivered before the close.
+        self.settle(index);
+    }
+
+    fn on_hangup(&mut self, index: u32) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let reason = match c.fd_error() {
+            Some(e) => CloseReason::from_io(e),
+            None => CloseReason::PeerClosed,
+        };
+        self.close(index, reason);
+    }
+
+    fn on_writable(&mut self, index: u32) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if let Err(e) = c.flush(&mut self.pool) {
+            self.close(index, CloseReason::from_io(e));
+            return;
+        }
+        self.settle(index);
+    }
+
+    /// Closes a connection now: `on_close` once, callbacks failed, buffers back to
+    /// the pool, slot freed (its generation bumped), descriptor closed.
+    pub(crate) fn close(&mut self, index: u32, reason: CloseReason) {
+        let slot = &mut self.slots[index as usize];
+        let Some(mut inner) = slot.conn.take() else { return };
+        let gen = slot.gen;
+        slot.gen = slot.gen.wrapping_add(1);
+        inner.closed = true;
+        match &reason {
+            CloseReason::Panicked | CloseReason::Io(_) => tracing::warn!(%reason, "connection closed"),
+            CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
+            _ => tracing::trace!(%reason, "connection closed"),
+        }
+        {
+            let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+            let mut conn = Conn::new(&mut inner, ctx, index, gen, None);
+            let handler = &mut self.handler;
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason))) {
+                tracing::error!(panic = panic_message(&*p), "on_close panicked");
+            }
+        }
+        inner.fail_waiters();
+        inner.release_buffers(&mut self.pool);
+        drop(inner); // closes the descriptor, which also removes it from epoll
+        self.free.push(index);
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    // ----- tasks from other threads -----
+
+    /// Runs queued tasks; returns true if some were left for the next round.
+    fn run_tasks(&mut self) -> bool {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let more = self.shared.queue.take(&mut tasks, TASKS_PER_ROUND);
+        for task in tasks.drain(..) {
+            self.run_task(task);
+        }
+        self.tasks = tasks;
+        more
+    }
+
+    fn run_task(&mut self, task: Task) {
+        match task {
+            Task::Write { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| c.write_owned(data, pool)),
+            Task::Writev { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| {
+                let slices: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
+                let mut res = Ok(());
+                for chunk in slices.chunks(crate::connection::MAX_IOVECS) {
+                    res = res.and_then(|()| c.write_vectored(chunk, pool));
+                }
+                res
+            }),
+            Task::Wake { index, gen } => {
+                if self.is_live(index, gen) {
+                    self.callback(index, gen, None, |h, c| h.on_traffic(c));
+                }
+            }
+            Task::Close { index, gen } => {
+                if self.is_live(index, gen) {
+                    if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                        c.draining.get_or_insert(Drain::Handle);
+                    }
+                    self.settle(index);
+                }
+            }
+            Task::Adopt { fd } => {
+                if self.stopping {
+                    drop(fd);
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                } else {
+                    self.open(fd);
+                }
+            }
+            Task::Stop => self.stopping = true,
+        }
+    }
+
+    fn async_write(
+        &mut self,
+        index: u32,
+        gen: u32,
+        cb: Option<crate::WriteCallback>,
+        write: impl FnOnce(&mut ConnInner<H::State>, &mut BufferPool) -> io::Result<()>,
+    ) {
+        let pool = &mut self.pool;
+        let Some(c) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen).and_then(|s| {
+            s.conn.as_mut().filter(|c| c.draining.is_none() && c.failed.is_none())
+        }) else {
+            if let Some(cb) = cb {
+                run_callback(cb, Err(Error::ConnectionClosed));
+            }
+            return;
+        };
+        match write(c, pool) {
+            Ok(()) => {
+                if let Some(cb) = cb {
+                    c.add_waiter(cb);
+                }
+                self.settle(index);
+            }
+            Err(e) => {
+                let reason = CloseReason::from_io(io::Error::from(e.kind()));
+                if let Some(cb) = cb {
+                    run_callback(cb, Err(Error::Io(e)));
+                }
+                self.close(index, reason);
+            }
+        }
+    }
+
+    // ----- shutdown -----
+
+    fn shutdown(&mut self) {
+        for l in &mut self.listeners {
+            l.deregister(&self.poller);
+        }
+        self.listeners.clear();
+        for task in self.shared.queue.close() {
+            match task {
+                Task::Adopt { fd, .. } => {
+                    drop(fd);
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                }
+                other => other.fail(|| Error::EngineStopped),
+            }
+        }
+        for index in 0..self.slots.len() as u32 {
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                // One last non-blocking attempt to send what is queued.
+                let _ = c.flush(&mut self.pool);
+                self.close(index, CloseReason::EngineStopped);
+            }
+        }
+        let handler = &mut self.handler;
+        let info = LoopInfo { index: self.shared.index, engine: &self.engine, connections: 0 };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&info))) {
+            tracing::error!(panic = panic_message(&*p), "on_shutdown panicked");
+        }
+    }
+}

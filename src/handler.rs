@@ -1,0 +1,140 @@
+//! The event handler: what an application implements.
+
+use crate::connection::Conn;
+use crate::engine::EngineHandle;
+use std::io;
+use std::time::Duration;
+
+/// What the loop should do after a callback returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Carry on.
+    #[default]
+    None,
+    /// Close this connection (after flushing what is already queued for it).
+    Close,
+    /// Stop the whole engine gracefully.
+    Shutdown,
+}
+
+/// Why a connection closed; given to [`EventHandler::on_close`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed its side (read returned end-of-file) and everything queued
+    /// for it was sent.
+    PeerClosed,
+    /// The peer reset the connection (`ECONNRESET`) or went away mid-write (`EPIPE`).
+    Reset,
+    /// A socket error other than a reset.
+    Io(io::Error),
+    /// The handler asked for it ([`Action::Close`] or [`Conn::close`]).
+    Local,
+    /// A [`ConnHandle::close`](crate::ConnHandle::close) from another thread.
+    Handle,
+    /// A handler callback panicked for this connection; the panic was logged.
+    Panicked,
+    /// The engine is stopping.
+    EngineStopped,
+    /// A protocol or framing layer rejected the peer's bytes.
+    Protocol(String),
+}
+
+impl CloseReason {
+    /// Classifies an I/O error from a socket read or write.
+    pub(crate) fn from_io(e: io::Error) -> CloseReason {
+        match e.raw_os_error() {
+            Some(libc::ECONNRESET) | Some(libc::EPIPE) => CloseReason::Reset,
+            _ => CloseReason::Io(e),
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Reset => f.write_str("reset by peer"),
+            CloseReason::Io(e) => write!(f, "i/o error: {e}"),
+            CloseReason::Local => f.write_str("closed by handler"),
+            CloseReason::Handle => f.write_str("closed through a handle"),
+            CloseReason::Panicked => f.write_str("handler panicked"),
+            CloseReason::EngineStopped => f.write_str("engine stopped"),
+            CloseReason::Protocol(m) => write!(f, "protocol error: {m}"),
+        }
+    }
+}
+
+/// What a loop-level callback (`on_boot`, `on_tick`, `on_shutdown`) can see.
+pub struct LoopInfo<'a> {
+    pub(crate) index: usize,
+    pub(crate) engine: &'a EngineHandle,
+    pub(crate) connections: usize,
+}
+
+impl LoopInfo<'_> {
+    /// This loop's index, `0..loops`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// A handle to the engine (stop it, count its connections).
+    pub fn engine(&self) -> &EngineHandle {
+        self.engine
+    }
+    /// Connections this loop serves now.
+    pub fn connections(&self) -> usize {
+        self.connections
+    }
+}
+
+/// An application's callbacks. Every method runs on an event-loop thread.
+///
+/// # One handler per loop
+/// The engine builds one handler per event loop from a factory (or clones a
+/// prototype), so callbacks take `&mut self` and touch their state without locks or
+/// atomics, and the handler needs no `Send`/`Sync` bound. State that must be seen
+/// by all loops goes behind an `Arc` the factory hands to each handler. This is the
+/// choice that keeps the hot path free of synchronisation; a `Sync` handler shared by
+/// all loops would force every application to lock.
+///
+/// # Per-connection state
+/// `State` is created with `Default` when a connection opens and lives in the
+/// loop's slab next to the socket, typed: no `Box<dyn Any>`, no map lookup.
+///
+/// # Panics
+/// A panic in `on_open`, `on_traffic` or `on_close` is caught: it is logged and the
+/// connection is closed with [`CloseReason::Panicked`]; the loop and its other
+/// connections carry on.
+pub trait EventHandler: 'static {
+    /// Per-connection state.
+    type State: Default + 'static;
+
+    /// The loop has started (once per loop, before any connection).
+    fn on_boot(&mut self, _info: &LoopInfo<'_>) -> Action {
+        Action::None
+    }
+
+    /// A connection opened. Bytes written with [`Conn::write`] here are the
+    /// greeting sent before anything is read (gnet's `out` return value).
+    fn on_open(&mut self, _conn: &mut Conn<'_, Self::State>) -> Action {
+        Action::None
+    }
+
+    /// Bytes arrived (or a [`ConnHandle::wake`](crate::ConnHandle::wake) was
+    /// received). Consume what you handle with [`Conn::next`]/[`Conn::discard`];
+    /// what you leave stays buffered and is seen again next time.
+    fn on_traffic(&mut self, conn: &mut Conn<'_, Self::State>) -> Action;
+
+    /// The connection closed; called exactly once per opened connection. The socket
+    /// is still open (addresses can be read) but writes are discarded.
+    fn on_close(&mut self, _conn: &mut Conn<'_, Self::State>, _reason: &CloseReason) {}
+
+    /// Periodic callback when [`Options::ticker`](crate::Options::ticker) is on:
+    /// first right after boot, then after the returned delay.
+    fn on_tick(&mut self, _info: &LoopInfo<'_>) -> (Duration, Action) {
+        (Duration::from_secs(1), Action::None)
+    }
+
+    /// The loop is shutting down; all its connections are closed.
+    fn on_shutdown(&mut self, _info: &LoopInfo<'_>) {}
+}

@@ -1,0 +1,148 @@
+//! Engine options and their defaults.
+
+use std::time::Duration;
+
+/// How an engine spreads connections over its event loops.
+///
+/// | mode | who accepts | balancing |
+/// |---|---|---|
+/// | `Single` | the one loop | none |
+/// | `Reactor` | a main reactor thread | a [`LoadBalancer`] picks a sub-loop per connection |
+/// | `ReusePort` | every loop, on its own `SO_REUSEPORT` listener | the kernel (hash of the 4-tuple) |
+/// | `Shared` | every loop, on one listener registered with `EPOLLEXCLUSIVE` | whichever loop is woken |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// One event loop that accepts and serves: the classic single reactor.
+    /// `loops` is ignored (always 1).
+    Single,
+    /// A main reactor thread accepts and hands each connection to one of the
+    /// sub-loops chosen by the load balancer (the default).
+    #[default]
+    Reactor,
+    /// Every loop has its own listener bound with `SO_REUSEPORT`; the kernel
+    /// balances. Unix sockets have no `SO_REUSEPORT`: they fall back to `Shared`.
+    ReusePort,
+    /// Every loop competes for accepts on one shared listener, registered with
+    /// `EPOLLEXCLUSIVE` so one connection wakes one loop (no thundering herd).
+    Shared,
+}
+
+/// How the main reactor ([`Mode::Reactor`]) picks a sub-loop for a new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LoadBalancer {
+    /// Each loop in turn (the default).
+    #[default]
+    RoundRobin,
+    /// The loop with the fewest open connections at that moment.
+    LeastConnections,
+    /// A hash of the peer's IP address (not the port), so one client host always
+    /// lands on the same loop. Unix-socket peers go round-robin.
+    SourceAddrHash,
+}
+
+/// Engine options. Every field has a documented default ([`Options::default`]);
+/// set fields directly or through [`EngineBuilder`](crate::EngineBuilder)'s methods.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Number of event loops (threads serving connections). Default: the number of
+    /// CPUs available to the process.
+    pub loops: usize,
+    /// How connections are spread over the loops. Default: [`Mode::Reactor`].
+    pub mode: Mode,
+    /// Balancer for [`Mode::Reactor`]. Default: round-robin.
+    pub load_balancer: LoadBalancer,
+    /// `SO_REUSEADDR` on listeners. Default: on.
+    pub reuse_addr: bool,
+    /// `SO_REUSEPORT` on listeners (always on in [`Mode::ReusePort`]). Default: off.
+    pub reuse_port: bool,
+    /// Size of each loop's shared read buffer: sockets are read into it first and
+    /// only bytes a handler leaves unconsumed are copied to the connection.
+    /// Default: 64 KiB.
+    pub read_buffer_size: usize,
+    /// Size of the pooled blocks that hold outbound bytes the socket could not take
+    /// at once. Default: 16 KiB.
+    pub write_buffer_size: usize,
+    /// Bytes of free buffer blocks each loop keeps for reuse. Default: 16 MiB.
+    pub buffer_pool_bytes: usize,
+    /// `TCP_NODELAY` on accepted TCP connections. Default: on.
+    pub tcp_nodelay: bool,
+    /// TCP keepalive idle time on accepted connections. Default: none (off).
+    pub tcp_keepalive: Option<Duration>,
+    /// `SO_RCVBUF` on accepted connections. Default: the kernel's.
+    pub socket_recv_buffer: Option<usize>,
+    /// `SO_SNDBUF` on accepted connections. Default: the kernel's.
+    pub socket_send_buffer: Option<usize>,
+    /// Register connections edge-triggered (`EPOLLET`) instead of level-triggered.
+    /// Default: off.
+    pub edge_triggered: bool,
+    /// With edge triggering: reads per connection per wake-up before the loop moves
+    /// on to others (the rest is read on the next round). Default: 16.
+    pub read_budget: usize,
+    /// Call [`EventHandler::on_tick`](crate::EventHandler::on_tick) on every loop.
+    /// Default: off.
+    pub ticker: bool,
+    /// Pin loop `i` to CPU `i % cpus`. Default: off.
+    pub cpu_affinity: bool,
+    /// `listen(2)` backlog. Default: 1024.
+    pub backlog: i32,
+    /// How long [`EngineHandle::stop`](crate::EngineHandle::stop) waits for the
+    /// loops to close their connections and exit. Default: 5 s.
+    pub stop_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            loops: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            mode: Mode::default(),
+            load_balancer: LoadBalancer::default(),
+            reuse_addr: true,
+            reuse_port: false,
+            read_buffer_size: 64 * 1024,
+            write_buffer_size: 16 * 1024,
+            buffer_pool_bytes: 16 * 1024 * 1024,
+            tcp_nodelay: true,
+            tcp_keepalive: None,
+            socket_recv_buffer: None,
+            socket_send_buffer: None,
+            edge_triggered: false,
+            read_budget: 16,
+            ticker: false,
+            cpu_affinity: false,
+            backlog: 1024,
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options for consistency.
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: &str| Err(crate::Error::Config(m.to_string()));
+        if self.loops == 0 {
+            return bad("loops must be at least 1");
+        }
+        if self.loops > 1024 {
+            return bad("loops must be at most 1024");
+        }
+        if self.read_buffer_size < 512 {
+            return bad("read_buffer_size must be at least 512 bytes");
+        }
+        if self.write_buffer_size < 512 {
+            return bad("write_buffer_size must be at least 512 bytes");
+        }
+        if self.read_budget == 0 {
+            return bad("read_budget must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The number of loops this configuration actually runs.
+    pub(crate) fn loop_count(&self) -> usize {
+        if self.mode == Mode::Single {
+            1
+        } else {
+            self.loops
+        }
+    }
+}

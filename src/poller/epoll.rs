@@ -1,0 +1,90 @@
+//! The Linux epoll backend.
+
+use super::{Event, Interest, Poller, Trigger};
+use crate::sys;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Initial size of the event array; it doubles whenever a wait fills it.
+const INITIAL_EVENTS: usize = 256;
+/// The event array never grows past this.
+const MAX_EVENTS: usize = 64 * 1024;
+
+/// An epoll instance plus its event array.
+pub(crate) struct Epoll {
+    fd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    /// Creates an epoll instance.
+    pub(crate) fn new() -> io::Result<Epoll> {
+        Ok(Epoll { fd: sys::epoll_create()?, events: Vec::with_capacity(INITIAL_EVENTS) })
+    }
+
+    fn flags(interest: Interest, trigger: Trigger) -> u32 {
+        let mut f = 0u32;
+        if interest.readable() {
+            f |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        }
+        if interest.writable() {
+            f |= libc::EPOLLOUT as u32;
+        }
+        match trigger {
+            Trigger::Level => {}
+            Trigger::Edge => f |= libc::EPOLLET as u32,
+            Trigger::Exclusive => f |= libc::EPOLLEXCLUSIVE as u32,
+        }
+        f
+    }
+}
+
+impl Poller for Epoll {
+    fn add(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()> {
+        sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, Self::flags(interest, trigger), token)
+    }
+
+    fn modify(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()> {
+        sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, Self::flags(interest, trigger), token)
+    }
+
+    fn delete(&self, fd: RawFd) -> io::Result<()> {
+        sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        if self.events.len() == self.events.capacity() && self.events.capacity() < MAX_EVENTS {
+            // The previous wait filled the array: more may be ready than we can take.
+            let cap = self.events.capacity() * 2;
+            self.events = Vec::with_capacity(cap);
+        }
+        let ms = match timeout {
+            None => -1,
+            // Round up so a 0.4 ms timer does not turn into a busy zero-timeout poll.
+            Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+        };
+        match sys::epoll_wait(self.fd.as_raw_fd(), &mut self.events, ms) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.events.capacity()
+    }
+
+    fn event(&self, i: usize) -> Event {
+        let ev = self.events[i];
+        let bits = ev.events;
+        let has = |f: libc::c_int| bits & f as u32 != 0;
+        Event {
+            token: ev.u64,
+            readable: has(libc::EPOLLIN) || has(libc::EPOLLPRI),
+            writable: has(libc::EPOLLOUT),
+            read_closed: has(libc::EPOLLRDHUP),
+            error: has(libc::EPOLLERR) || has(libc::EPOLLHUP),
+        }
+    }
+}

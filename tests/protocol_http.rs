@@ -27,12 +27,17 @@ fn echo_app(seen: &mut Seen) -> impl FnMut(&Request<'_>, &mut Response) + '_ {
     }
 }
 
+/// Output, requests seen, last result, unconsumed input.
+type Driven = (
+    Vec<u8>,
+    Seen,
+    Option<Result<SessionResult, HttpError>>,
+    Vec<u8>,
+);
+
 /// Feeds `chunks` one after another like the engine glue: append to the
 /// inbound buffer, call `on_bytes`, drain `consumed`. Stops at close/error.
-fn drive(
-    limits: &Limits,
-    chunks: &[&[u8]],
-) -> (Vec<u8>, Seen, Option<Result<SessionResult, HttpError>>, Vec<u8>) {
+fn drive(limits: &Limits, chunks: &[&[u8]]) -> Driven {
     let mut session = Session::new(limits.clone());
     let mut inbound = Vec::new();
     let mut out = Vec::new();
@@ -76,7 +81,13 @@ fn pipeline() -> Vec<u8> {
 fn pipeline_whole_gives_all_responses_in_order() {
     let src = pipeline();
     let (out, seen, last, rest) = drive(&Limits::default(), &[&src]);
-    assert_eq!(last.unwrap().unwrap(), SessionResult { consumed: src.len(), close: false });
+    assert_eq!(
+        last.unwrap().unwrap(),
+        SessionResult {
+            consumed: src.len(),
+            close: false
+        }
+    );
     assert!(rest.is_empty());
     let paths: Vec<_> = seen.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(paths, ["/plaintext", "/echo", "/chunked", "/json", "/last"]);
@@ -147,18 +158,79 @@ fn limits_and_malformed_map_to_statuses() {
     let many_headers = format!("GET / HTTP/1.1\r\n{}\r\n", "a: b\r\n".repeat(5));
     let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(300));
     let cases: Vec<(&Limits, Vec<u8>, u16, &str)> = vec![
-        (&d, b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(), 400, "Bad Request"),
-        (&d, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400, "Bad Request"),
-        (&d, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n".to_vec(), 400, "Bad Request"),
-        (&d, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd".to_vec(), 400, "Bad Request"),
-        (&d, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(), 400, "Bad Request"),
-        (&d, b"\x16\x03\x01\x00\xa5\x01\x00\x00".to_vec(), 400, "Bad Request"),
-        (&d, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501, "Not Implemented"),
-        (&small, b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n".to_vec(), 413, "Content Too Large"),
-        (&small, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n9\r\n".to_vec(), 413, "Content Too Large"),
-        (&small, many_headers.into_bytes(), 431, "Request Header Fields Too Large"),
-        (&small, long_header.into_bytes(), 431, "Request Header Fields Too Large"),
-        (&small, vec![b'G'; 300], 431, "Request Header Fields Too Large"),
+        (
+            &d,
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00".to_vec(),
+            400,
+            "Bad Request",
+        ),
+        (
+            &d,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
+            501,
+            "Not Implemented",
+        ),
+        (
+            &small,
+            b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n".to_vec(),
+            413,
+            "Content Too Large",
+        ),
+        (
+            &small,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n9\r\n"
+                .to_vec(),
+            413,
+            "Content Too Large",
+        ),
+        (
+            &small,
+            many_headers.into_bytes(),
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            &small,
+            long_header.into_bytes(),
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            &small,
+            vec![b'G'; 300],
+            431,
+            "Request Header Fields Too Large",
+        ),
     ];
     for (limits, src, status, reason) in cases {
         let (err, text) = error_for(limits, &src);
@@ -189,7 +261,13 @@ fn expect_continue_flow() {
     let r = session
         .on_bytes(head, DATE, &mut out, &mut echo_app(&mut seen))
         .unwrap();
-    assert_eq!(r, SessionResult { consumed: 0, close: false });
+    assert_eq!(
+        r,
+        SessionResult {
+            consumed: 0,
+            close: false
+        }
+    );
     assert_eq!(out, CONTINUE_100);
     let mut all = head.to_vec();
     all.extend_from_slice(b"da");
@@ -206,7 +284,10 @@ fn expect_continue_flow() {
     assert_eq!(seen[0].2, b"data");
     // Body too large for an Expect request: final status, no 100.
     let (err, text) = error_for(
-        &Limits { max_body_bytes: 2, ..Limits::default() },
+        &Limits {
+            max_body_bytes: 2,
+            ..Limits::default()
+        },
         head,
     );
     assert_eq!(err.status(), 413);

@@ -161,16 +161,28 @@ fn protocol_errors_reply_like_redis_and_close() {
     let cases: [(&[u8], &str); 5] = [
         (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
         (b"*a\r\n", "ERR Protocol error: invalid multibulk length"),
-        (b"*1\r\n+OK\r\n", "ERR Protocol error: expected '$', got '+'"),
-        (b"SET \"a b\r\n", "ERR Protocol error: unbalanced quotes in request"),
-        (b"*1\r\n$2\r\nabcd", "ERR Protocol error: expected CRLF after bulk data"),
+        (
+            b"*1\r\n+OK\r\n",
+            "ERR Protocol error: expected '$', got '+'",
+        ),
+        (
+            b"SET \"a b\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
+        (
+            b"*1\r\n$2\r\nabcd",
+            "ERR Protocol error: expected CRLF after bulk data",
+        ),
     ];
     for (src, msg) in cases {
         let mut good = cmd(&["PING"]);
         good.extend_from_slice(src);
         let (out, last) = drive(&[&good]);
         assert!(last.is_err());
-        assert_eq!(Value::parse_all(&out).unwrap(), vec![simple("PONG"), err(msg)]);
+        assert_eq!(
+            Value::parse_all(&out).unwrap(),
+            vec![simple("PONG"), err(msg)]
+        );
     }
     let small = RespLimits {
         max_bulk_len: 4,
@@ -186,7 +198,9 @@ fn protocol_errors_reply_like_redis_and_close() {
         (&[b'x'; 17][..], "too big inline request"),
     ] {
         let mut out = Vec::new();
-        let e = session.on_bytes(src, &mut out, &mut store, now).unwrap_err();
+        let e = session
+            .on_bytes(src, &mut out, &mut store, now)
+            .unwrap_err();
         assert_eq!(e.to_string(), format!("Protocol error: {msg}"));
         assert_eq!(out, format!("-ERR Protocol error: {msg}\r\n").as_bytes());
     }
@@ -201,9 +215,15 @@ fn get_set_options() {
     assert_eq!(h.run(&["SET", "other", "2", "XX"]), Value::Null);
     assert_eq!(h.run(&["SET", "k", "3", "XX"]), simple("OK"));
     assert_eq!(h.run(&["get", "k"]), bulk("3"));
-    assert_eq!(h.run(&["SET", "k", "4", "NX", "XX"]), err("ERR syntax error"));
+    assert_eq!(
+        h.run(&["SET", "k", "4", "NX", "XX"]),
+        err("ERR syntax error")
+    );
     assert_eq!(h.run(&["SET", "k", "4", "EX"]), err("ERR syntax error"));
-    assert_eq!(h.run(&["SET", "k", "4", "EX", "1", "PX", "5"]), err("ERR syntax error"));
+    assert_eq!(
+        h.run(&["SET", "k", "4", "EX", "1", "PX", "5"]),
+        err("ERR syntax error")
+    );
     assert_eq!(h.run(&["SET", "k", "4", "BOGUS"]), err("ERR syntax error"));
     assert_eq!(
         h.run(&["SET", "k", "4", "EX", "x"]),
@@ -303,7 +323,11 @@ fn counters() {
     );
     h.run(&["SET", "e", "5", "EX", "10"]);
     h.run(&["INCR", "e"]);
-    assert_eq!(h.run(&["TTL", "e"]), Value::Integer(10), "INCR keeps the TTL");
+    assert_eq!(
+        h.run(&["TTL", "e"]),
+        Value::Integer(10),
+        "INCR keeps the TTL"
+    );
 }
 
 #[test]
@@ -403,7 +427,9 @@ fn connection_and_server_commands() {
     let Value::Bulk(info) = h.run(&["INFO", "keyspace"]) else {
         panic!()
     };
-    assert!(String::from_utf8(info).unwrap().contains("db0:keys=1,expires=1"));
+    assert!(String::from_utf8(info)
+        .unwrap()
+        .contains("db0:keys=1,expires=1"));
 }
 
 #[test]
@@ -436,7 +462,10 @@ fn hello_and_client() {
         h.run(&["HELLO", "x"]),
         err("ERR Protocol version is not an integer or out of range")
     );
-    assert_eq!(h.run(&["HELLO", "2", "AUTH", "u", "p", "SETNAME", "me"]), expected);
+    assert_eq!(
+        h.run(&["HELLO", "2", "AUTH", "u", "p", "SETNAME", "me"]),
+        expected
+    );
     assert_eq!(h.run(&["CLIENT", "GETNAME"]), bulk("me"));
     assert_eq!(h.run(&["CLIENT", "SETNAME", "other"]), simple("OK"));
     assert_eq!(h.run(&["CLIENT", "GETNAME"]), bulk("other"));
@@ -472,7 +501,13 @@ fn exhaustive_small_inputs_never_panic() {
     let limits = RespLimits::default();
     let mut ranges = Vec::new();
     let mut buf = Vec::new();
-    fn rec(buf: &mut Vec<u8>, alphabet: &[u8], depth: usize, l: &RespLimits, r: &mut Vec<std::ops::Range<usize>>) {
+    fn rec(
+        buf: &mut Vec<u8>,
+        alphabet: &[u8],
+        depth: usize,
+        l: &RespLimits,
+        r: &mut Vec<std::ops::Range<usize>>,
+    ) {
         if let Ok(Some(n)) = parse_command(buf, l, r) {
             assert!(n <= buf.len());
             assert!(r.iter().all(|x| x.start <= x.end && x.end <= buf.len()));

@@ -488,7 +488,10 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
 mod tests {
     use super::*;
 
-    fn parse(src: &[u8]) -> Result<Option<(String, Vec<u8>, usize, bool)>, HttpError> {
+    /// Path, body, consumed, keep-alive.
+    type Summary = (String, Vec<u8>, usize, bool);
+
+    fn parse(src: &[u8]) -> Result<Option<Summary>, HttpError> {
         let mut buf = Vec::new();
         Ok(match parse_request(src, &Limits::default(), &mut buf)? {
             Parsed::Partial { .. } => None,

@@ -283,6 +283,11 @@ pub fn execute(
     Action::Continue
 }
 
+/// Largest accepted TTL in ms. Redis rejects TTLs whose absolute Unix-ms
+/// deadline overflows an `i64`; with a wall clock below 10^13 ms (year
+/// 2286) this bound is at least as permissive and deterministic.
+const MAX_EXPIRE_MS: u64 = i64::MAX as u64 - 10_000_000_000_000;
+
 /// Parses a positive TTL amount (`unit_ms` ms each) into a deadline.
 fn deadline(
     arg: &[u8],
@@ -298,6 +303,7 @@ fn deadline(
     let at = (v > 0)
         .then(|| (v as u64).checked_mul(unit_ms))
         .flatten()
+        .filter(|&ms| ms <= MAX_EXPIRE_MS)
         .and_then(|ms| now.checked_add(Duration::from_millis(ms)));
     if at.is_none() {
         write_err_text(
@@ -548,5 +554,111 @@ fn cmd_config(args: &Args<'_>, out: &mut Vec<u8>) {
         );
     } else {
         unknown_subcommand(out, sub, "config");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs an inline-style command (space separated, no quoting).
+    fn run(
+        store: &mut Store,
+        client: &mut ClientInfo,
+        now: Instant,
+        line: &str,
+    ) -> (String, Action) {
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        for part in line.split(' ') {
+            ranges.push(start..start + part.len());
+            start += part.len() + 1;
+        }
+        let mut out = Vec::new();
+        let action = execute(
+            &Args::new(line.as_bytes(), &ranges),
+            store,
+            client,
+            now,
+            &mut out,
+        );
+        (String::from_utf8(out).unwrap(), action)
+    }
+
+    #[test]
+    fn dispatch_and_replies() {
+        let (mut s, mut c, t) = (
+            Store::new(),
+            ClientInfo { id: 7, name: None },
+            Instant::now(),
+        );
+        let mut r = |line: &str| run(&mut s, &mut c, t, line).0;
+        assert_eq!(r("PiNg"), "+PONG\r\n");
+        assert_eq!(r("set k v"), "+OK\r\n");
+        assert_eq!(r("GET k"), "$1\r\nv\r\n");
+        assert_eq!(r("UNLINK k k"), ":1\r\n");
+        assert_eq!(
+            r("DECRBY n -9223372036854775808"),
+            "-ERR decrement would overflow\r\n"
+        );
+        assert_eq!(r("FLUSHDB NOW"), "-ERR syntax error\r\n");
+        assert_eq!(r("FLUSHDB ASYNC"), "+OK\r\n");
+        assert_eq!(r("CLIENT ID"), ":7\r\n");
+        assert_eq!(r("CLIENT GETNAME"), "$-1\r\n");
+        assert_eq!(r("CLIENT INFO"), "$23\r\nid=7 name= db=0 resp=2\n\r\n");
+        assert_eq!(
+            r("CLIENT KILL x"),
+            "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n"
+        );
+        assert_eq!(r("CONFIG GET *"), "*6\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+        assert_eq!(
+            r("CONFIG GET"),
+            "-ERR wrong number of arguments for 'config|get' command\r\n"
+        );
+        assert_eq!(
+            r("HELLO 2 SETNAME"),
+            "-ERR Syntax error in HELLO option 'SETNAME'\r\n"
+        );
+        assert_eq!(r("EXPIRE k 1 ZZ"), "-ERR Unsupported option ZZ\r\n");
+        assert_eq!(
+            r("EXPIRE k 1 GT LT"),
+            "-ERR GT and LT options at the same time are not compatible\r\n"
+        );
+        assert_eq!(
+            r("PEXPIRE k 9223372036854775807"),
+            "-ERR invalid expire time in 'pexpire' command\r\n"
+        );
+    }
+
+    #[test]
+    fn quit_and_empty() {
+        let (mut s, mut c, t) = (Store::new(), ClientInfo::default(), Instant::now());
+        assert_eq!(
+            run(&mut s, &mut c, t, "quit"),
+            ("+OK\r\n".to_string(), Action::Close)
+        );
+        let mut out = Vec::new();
+        let a = execute(&Args::new(b"", &[]), &mut s, &mut c, t, &mut out);
+        assert_eq!((a, out.len()), (Action::Continue, 0));
+    }
+
+    #[test]
+    fn every_command_rejects_wrong_arity_without_panicking() {
+        let (mut s, mut c, t) = (Store::new(), ClientInfo::default(), Instant::now());
+        for &(name, arity) in COMMANDS {
+            for extra in 0..6 {
+                let line = std::iter::once(name)
+                    .chain(std::iter::repeat("1").take(extra))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let (reply, _) = run(&mut s, &mut c, t, &line);
+                let n = extra as i32 + 1;
+                let ok = if arity > 0 { n == arity } else { n >= -arity };
+                if !ok {
+                    let msg = format!("-ERR wrong number of arguments for '{name}' command\r\n");
+                    assert_eq!(reply, msg, "{line}");
+                }
+            }
+        }
     }
 }

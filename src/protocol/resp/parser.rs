@@ -299,7 +299,9 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn parse(src: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+    type Parsed = Option<(Vec<Vec<u8>>, usize)>;
+
+    fn parse(src: &[u8]) -> Result<Parsed, RespError> {
         let mut ranges = Vec::new();
         Ok(
             parse_command(src, &RespLimits::default(), &mut ranges)?.map(|n| {

@@ -19,7 +19,7 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 /// let (mut session, mut store, mut out) = (RespSession::default(), Store::new(), Vec::new());
 /// let src = b"SET k v\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPI";
 /// let (consumed, close) = session.on_bytes(src, &mut out, &mut store, Instant::now()).unwrap();
-/// assert_eq!((consumed, close), (src.len() - 12, false));
+/// assert_eq!((consumed, close), (src.len() - 10, false));
 /// assert_eq!(out, b"+OK\r\n$1\r\nv\r\n");
 /// ```
 #[derive(Debug)]
@@ -89,5 +89,46 @@ impl RespSession {
             }
         }
         Ok((pos, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_ids_and_partial_input() {
+        let a = RespSession::default();
+        let b = RespSession::default();
+        assert_ne!(a.client().id, b.client().id);
+        let (mut s, mut store, mut out) = (a, Store::new(), Vec::new());
+        let t = Instant::now();
+        assert_eq!(
+            s.on_bytes(b"*1\r\n$4\r\nPI", &mut out, &mut store, t),
+            Ok((0, false))
+        );
+        assert_eq!(s.on_bytes(b"", &mut out, &mut store, t), Ok((0, false)));
+        assert!(out.is_empty());
+        assert_eq!(
+            s.on_bytes(b"PING\r\nQUIT\r\nPING\r\n", &mut out, &mut store, t),
+            Ok((12, true))
+        );
+        assert_eq!(out, b"+PONG\r\n+OK\r\n");
+    }
+
+    #[test]
+    fn protocol_error_after_replies() {
+        let (mut s, mut store, mut out) = (RespSession::default(), Store::new(), Vec::new());
+        let r = s.on_bytes(
+            b"PING\r\n*1\r\n$x\r\n",
+            &mut out,
+            &mut store,
+            Instant::now(),
+        );
+        assert_eq!(r, Err(RespError::InvalidBulkLength));
+        assert_eq!(
+            out,
+            b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+        );
     }
 }

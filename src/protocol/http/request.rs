@@ -425,8 +425,8 @@ fn scan_chunked(
         if total > limits.max_body_bytes {
             return Err(HttpError::BodyTooLarge);
         }
-        let data_end = pos + size;
-        if src.len() < data_end + 2 {
+        let data_end = pos.checked_add(size).ok_or(HttpError::BodyTooLarge)?;
+        if src.len() < data_end.saturating_add(2) {
             return Ok(None);
         }
         if &src[data_end..data_end + 2] != b"\r\n" {
@@ -605,6 +605,39 @@ mod tests {
                 expect_continue: false
             }
         ));
+    }
+
+    #[test]
+    fn chunk_line_and_raw_size_bounds() {
+        let mut src = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
+        src.extend_from_slice(&[b'x'; MAX_CHUNK_LINE]);
+        assert_eq!(parse(&src).unwrap_err(), HttpError::BadChunk);
+        let limits = Limits {
+            max_body_bytes: 100_000,
+            ..Limits::default()
+        };
+        // Tiny chunks padded with long extensions exceed the raw-size cap
+        // (4 x max body + 64 KiB) long before the decoded limit.
+        let mut src = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..200 {
+            src.extend_from_slice(b"1;");
+            src.extend_from_slice(&[b'e'; 3000]);
+            src.extend_from_slice(b"\r\nx\r\n");
+        }
+        let mut buf = Vec::new();
+        let e = parse_request(&src, &limits, &mut buf).unwrap_err();
+        assert_eq!(e.status(), 413);
+        // Trailers are bounded by max_header_bytes.
+        let limits = Limits {
+            max_header_bytes: 128,
+            ..Limits::default()
+        };
+        let mut src = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec();
+        for _ in 0..20 {
+            src.extend_from_slice(b"X-Trailer: value\r\n");
+        }
+        let e = parse_request(&src, &limits, &mut buf).unwrap_err();
+        assert_eq!(e, HttpError::HeadersTooLarge);
     }
 
     #[test]

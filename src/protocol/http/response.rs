@@ -61,26 +61,20 @@ fn valid_header_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| b.is_ascii_graphic() && b != b':')
 }
 
-/// Writes the status line and the fixed headers; `extra` must be complete
-/// `name: value\r\n` lines.
-fn write_head(
-    out: &mut Vec<u8>,
-    status: u16,
-    reason: &str,
-    extra: &[u8],
-    content_length: usize,
-    date: &[u8],
-    keep_alive: bool,
-) {
-    let mut num = itoa::Buffer::new();
+/// Writes the status line, `Server` and `Date`.
+fn write_status(out: &mut Vec<u8>, status: u16, reason: &str, date: &[u8]) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(num.format(status).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
     push_sanitized(out, reason.as_bytes());
     out.extend_from_slice(b"\r\nServer: netloop\r\nDate: ");
     push_sanitized(out, date);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(extra);
+}
+
+/// Writes `Content-Length`, `Connection: close` if needed, and the blank line.
+fn write_tail(out: &mut Vec<u8>, content_length: usize, keep_alive: bool) {
+    let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(num.format(content_length).as_bytes());
     if keep_alive {
@@ -118,11 +112,11 @@ pub fn write_response(
     date: &[u8],
     keep_alive: bool,
 ) {
-    let mut extra = Vec::new();
+    write_status(out, status, reason, date);
     for (name, value) in headers {
-        push_header(&mut extra, name, value);
+        push_header(out, name, value);
     }
-    write_head(out, status, reason, &extra, body.len(), date, keep_alive);
+    write_tail(out, body.len(), keep_alive);
     out.extend_from_slice(body);
 }
 
@@ -250,15 +244,9 @@ impl Response {
     /// omits the body but keeps its `Content-Length` (for `HEAD`).
     pub fn write_to(&self, out: &mut Vec<u8>, date: &[u8], keep_alive: bool, head_only: bool) {
         let reason = self.reason.unwrap_or_else(|| reason_phrase(self.status));
-        write_head(
-            out,
-            self.status,
-            reason,
-            &self.headers,
-            self.body.len(),
-            date,
-            keep_alive && !self.close,
-        );
+        write_status(out, self.status, reason, date);
+        out.extend_from_slice(&self.headers);
+        write_tail(out, self.body.len(), keep_alive && !self.close);
         if !head_only {
             out.extend_from_slice(&self.body);
         }

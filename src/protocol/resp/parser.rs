@@ -204,8 +204,8 @@ fn parse_multibulk(
         let len = parse_i64(len)
             .filter(|&n| n >= 0 && n as u64 <= limits.max_bulk_len as u64)
             .ok_or(RespError::InvalidBulkLength)? as usize;
-        let end = data + len;
-        if src.len() < end + 2 {
+        let end = data.checked_add(len).ok_or(RespError::InvalidBulkLength)?;
+        if src.len() < end.saturating_add(2) {
             return Ok(None);
         }
         if &src[end..end + 2] != b"\r\n" {

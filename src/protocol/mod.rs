@@ -1,1 +1,30 @@
-//! Protocol layers built on netloop.
+//! Pure, transport-free protocol layers: HTTP/1.1 and Redis RESP2.
+//!
+//! # What
+//!
+//! Each protocol is a set of state machines over byte slices. A parser takes
+//! the connection's buffered inbound bytes as one contiguous `&[u8]`, borrows
+//! from it (zero-copy), and reports how many bytes it consumed or that it needs
+//! more. Replies are *appended* to a caller-owned `&mut Vec<u8>`.
+//!
+//! * [`http`] (feature `http`, on by default): request parsing on top of
+//!   `httparse`, chunked bodies, `Expect: 100-continue`, keep-alive rules,
+//!   limits mapped to status codes, a response writer, a cached HTTP `Date`,
+//!   and a per-connection [`http::Session`] that answers pipelined requests.
+//! * [`resp`]: a streaming RESP2 parser (multibulk and inline commands), reply
+//!   writers, an in-memory [`resp::Store`] with expiry and the command logic,
+//!   driven by a per-connection [`resp::RespSession`].
+//!
+//! # Why
+//!
+//! Keeping the protocols free of sockets, timers and the event loop makes them
+//! testable byte-by-byte (every split point of a pipelined input) and keeps the
+//! engine glue thin: on readable, call `session.on_bytes(inbound, ..., &mut out)`,
+//! discard `consumed` bytes from the inbound buffer, write `out` with one
+//! syscall (so a pipelined batch gets one write), and close when asked to.
+//! Nothing here panics on any input; malformed input becomes an error value
+//! whose reply has already been appended to `out`.
+
+#[cfg(feature = "http")]
+pub mod http;
+pub mod resp;

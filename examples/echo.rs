@@ -65,7 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .listen(args.addr.as_str())
         .start_with(Echo)?;
     for a in engine.local_addrs() {
-        println!("listening on {}", a.to_string().trim_start_matches("tcp://"));
+        println!(
+            "listening on {}",
+            a.to_string().trim_start_matches("tcp://")
+        );
     }
     common::stop_on_signals(engine.handle());
     engine.wait();

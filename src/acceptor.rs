@@ -28,15 +28,26 @@ pub(crate) fn run(
     _engine: EngineHandle,
 ) -> io::Result<()> {
     let mut poller = Epoll::new()?;
-    poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+    poller.add(
+        shared.queue.waker_fd(),
+        WAKER_TOKEN,
+        Interest::READ,
+        Trigger::Level,
+    )?;
     let mut listeners = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
-        listeners.push(Listener::register(sock, LISTENER_TOKEN - i as u64, false, &poller)?);
+        listeners.push(Listener::register(
+            sock,
+            LISTENER_TOKEN - i as u64,
+            false,
+            &poller,
+        )?);
     }
     let mut balancer = Balancer::new(opts.load_balancer);
     let mut tasks = Vec::new();
+    let mut woken = false;
     loop {
-        if shared.queue.is_notified() {
+        if std::mem::take(&mut woken) || shared.queue.is_notified() {
             shared.queue.take(&mut tasks, usize::MAX);
             if tasks.drain(..).any(|t| matches!(t, Task::Stop)) {
                 break;
@@ -46,11 +57,16 @@ pub(crate) fn run(
         for l in &mut listeners {
             l.maybe_resume(now, &poller);
         }
-        let timeout = listeners.iter().filter_map(|l| l.paused_until).min().map(|t| t.saturating_duration_since(now));
+        let timeout = listeners
+            .iter()
+            .filter_map(|l| l.paused_until)
+            .min()
+            .map(|t| t.saturating_duration_since(now));
         let n = poller.wait(timeout)?;
         for i in 0..n {
             let token = poller.event(i).token;
             if token == WAKER_TOKEN {
+                woken = true;
                 continue;
             }
             let l = &mut listeners[(LISTENER_TOKEN - token) as usize];

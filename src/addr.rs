@@ -59,11 +59,16 @@ enum Family {
 }
 
 fn resolve(s: &str, host_port: &str, family: Family) -> Result<SocketAddr, Error> {
-    let bad = |reason: String| Error::InvalidAddress { addr: s.to_string(), reason };
+    let bad = |reason: String| Error::InvalidAddress {
+        addr: s.to_string(),
+        reason,
+    };
     if host_port.is_empty() {
         return Err(bad("empty address".into()));
     }
-    let addrs = host_port.to_socket_addrs().map_err(|e| bad(e.to_string()))?;
+    let addrs = host_port
+        .to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?;
     addrs
         .filter(|a| match family {
             Family::Any => true,
@@ -88,12 +93,18 @@ impl FromStr for Addr {
             "tcp6" => resolve(s, rest, Family::V6).map(Addr::Tcp),
             "unix" => {
                 if rest.is_empty() {
-                    Err(Error::InvalidAddress { addr: s.into(), reason: "empty socket path".into() })
+                    Err(Error::InvalidAddress {
+                        addr: s.into(),
+                        reason: "empty socket path".into(),
+                    })
                 } else {
                     Ok(Addr::Unix(PathBuf::from(rest)))
                 }
             }
-            _ => Err(Error::UnsupportedScheme { scheme, addr: s.into() }),
+            _ => Err(Error::UnsupportedScheme {
+                scheme,
+                addr: s.into(),
+            }),
         }
     }
 }
@@ -136,19 +147,48 @@ mod tests {
 
     #[test]
     fn parses_schemes() {
-        assert_eq!("127.0.0.1:80".parse::<Addr>().unwrap(), Addr::Tcp("127.0.0.1:80".parse().unwrap()));
-        assert_eq!("tcp://127.0.0.1:80".parse::<Addr>().unwrap().to_string(), "tcp://127.0.0.1:80");
-        assert!("tcp6://[::1]:80".parse::<Addr>().unwrap().as_tcp().unwrap().is_ipv6());
+        assert_eq!(
+            "127.0.0.1:80".parse::<Addr>().unwrap(),
+            Addr::Tcp("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            "tcp://127.0.0.1:80".parse::<Addr>().unwrap().to_string(),
+            "tcp://127.0.0.1:80"
+        );
+        assert!("tcp6://[::1]:80"
+            .parse::<Addr>()
+            .unwrap()
+            .as_tcp()
+            .unwrap()
+            .is_ipv6());
         assert!("tcp4://[::1]:80".parse::<Addr>().is_err());
-        assert_eq!("unix:///tmp/x.sock".parse::<Addr>().unwrap(), Addr::Unix("/tmp/x.sock".into()));
+        assert_eq!(
+            "unix:///tmp/x.sock".parse::<Addr>().unwrap(),
+            Addr::Unix("/tmp/x.sock".into())
+        );
     }
 
     #[test]
     fn rejects_bad_input_with_typed_errors() {
-        assert!(matches!("sctp://1.2.3.4:5".parse::<Addr>(), Err(Error::UnsupportedScheme { .. })));
-        assert!(matches!("tcp://".parse::<Addr>(), Err(Error::InvalidAddress { .. })));
-        assert!(matches!("tcp://127.0.0.1".parse::<Addr>(), Err(Error::InvalidAddress { .. })));
-        assert!(matches!("tcp://127.0.0.1:99999".parse::<Addr>(), Err(Error::InvalidAddress { .. })));
-        assert!(matches!("unix://".parse::<Addr>(), Err(Error::InvalidAddress { .. })));
+        assert!(matches!(
+            "sctp://1.2.3.4:5".parse::<Addr>(),
+            Err(Error::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            "tcp://".parse::<Addr>(),
+            Err(Error::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            "tcp://127.0.0.1".parse::<Addr>(),
+            Err(Error::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            "tcp://127.0.0.1:99999".parse::<Addr>(),
+            Err(Error::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            "unix://".parse::<Addr>(),
+            Err(Error::InvalidAddress { .. })
+        ));
     }
 }

@@ -95,7 +95,9 @@ impl<S> ConnInner<S> {
     /// The interest this connection should have now.
     pub(crate) fn wanted_interest(&self) -> Interest {
         let read = !self.read_closed && self.draining.is_none();
-        Interest::NONE.with_read(read).with_write(!self.outbound.is_empty())
+        Interest::NONE
+            .with_read(read)
+            .with_write(!self.outbound.is_empty())
     }
 
     /// Records that `n` more bytes reached the kernel; fires the callbacks whose
@@ -119,7 +121,12 @@ impl<S> ConnInner<S> {
             run_callback(cb, Ok(()));
             return;
         }
-        let w = self.waiters.get_or_insert_with(|| Box::new(WriteWaiters { sent: 0, waiters: VecDeque::new() }));
+        let w = self.waiters.get_or_insert_with(|| {
+            Box::new(WriteWaiters {
+                sent: 0,
+                waiters: VecDeque::new(),
+            })
+        });
         // The callback's bytes are the last ones queued: it fires once everything
         // queued now has been sent.
         let end = w.sent + self.outbound.len() as u64;
@@ -141,7 +148,11 @@ impl<S> ConnInner<S> {
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
             let cnt = self.outbound.io_slices(&mut iov);
             let want: usize = iov[..cnt].iter().map(|s| s.len()).sum();
-            let res = if cnt == 1 { sys::send(self.raw_fd(), &iov[0]) } else { sys::sendv(self.raw_fd(), &iov[..cnt]) };
+            let res = if cnt == 1 {
+                sys::send(self.raw_fd(), &iov[0])
+            } else {
+                sys::sendv(self.raw_fd(), &iov[..cnt])
+            };
             match res {
                 Ok(n) => {
                     self.outbound.consume(n, pool);
@@ -160,7 +171,11 @@ impl<S> ConnInner<S> {
 
     /// Writes `bufs` (in order): straight to the socket when nothing is queued, the
     /// rest into the outbound queue.
-    pub(crate) fn write_vectored(&mut self, bufs: &[&[u8]], pool: &mut BufferPool) -> io::Result<()> {
+    pub(crate) fn write_vectored(
+        &mut self,
+        bufs: &[&[u8]],
+        pool: &mut BufferPool,
+    ) -> io::Result<()> {
         write_or_queue(self.fd.as_raw_fd(), &mut self.outbound, bufs, pool)
     }
 
@@ -171,7 +186,9 @@ impl<S> ConnInner<S> {
         if self.outbound.is_empty() && !data.is_empty() {
             match sys::send(self.raw_fd(), &data) {
                 Ok(n) => sent = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
@@ -194,7 +211,12 @@ impl<S> ConnInner<S> {
 
 /// Writes `bufs` straight to the socket when nothing is queued, and queues whatever
 /// the socket did not take.
-fn write_or_queue(fd: RawFd, outbound: &mut LinkedBuffer, bufs: &[&[u8]], pool: &mut BufferPool) -> io::Result<()> {
+fn write_or_queue(
+    fd: RawFd,
+    outbound: &mut LinkedBuffer,
+    bufs: &[&[u8]],
+    pool: &mut BufferPool,
+) -> io::Result<()> {
     let mut skip = 0usize;
     if outbound.is_empty() {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
@@ -216,7 +238,9 @@ fn write_or_queue(fd: RawFd, outbound: &mut LinkedBuffer, bufs: &[&[u8]], pool: 
         };
         match res {
             Ok(n) => skip = n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -233,7 +257,12 @@ fn write_or_queue(fd: RawFd, outbound: &mut LinkedBuffer, bufs: &[&[u8]], pool: 
 
 /// The unconsumed inbound bytes: fresh bytes in the loop's read buffer, or the
 /// connection's ring, minus the `consumed` prefix.
-fn view_of<'b>(fresh: Option<(usize, usize)>, consumed: usize, read_buf: &'b [u8], ring: &'b RingBuffer) -> (&'b [u8], &'b [u8]) {
+fn view_of<'b>(
+    fresh: Option<(usize, usize)>,
+    consumed: usize,
+    read_buf: &'b [u8],
+    ring: &'b RingBuffer,
+) -> (&'b [u8], &'b [u8]) {
     match fresh {
         Some((start, end)) => (&read_buf[(start + consumed).min(end)..end], &[]),
         None => {
@@ -248,7 +277,7 @@ fn view_of<'b>(fresh: Option<(usize, usize)>, consumed: usize, read_buf: &'b [u8
 }
 
 /// Turns a write error into the reason the connection will close with.
-fn failure(e: &io::Error) -> Box<CloseReason> {
+pub(crate) fn failure(e: &io::Error) -> Box<CloseReason> {
     let copy = match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(e.kind(), e.to_string()),
@@ -326,8 +355,21 @@ pub struct Conn<'a, S> {
 }
 
 impl<'a, S> Conn<'a, S> {
-    pub(crate) fn new(inner: &'a mut ConnInner<S>, ctx: ConnCtx<'a>, index: u32, gen: u32, fresh: Option<(usize, usize)>) -> Self {
-        Conn { inner, ctx, index, gen, fresh, consumed: 0 }
+    pub(crate) fn new(
+        inner: &'a mut ConnInner<S>,
+        ctx: ConnCtx<'a>,
+        index: u32,
+        gen: u32,
+        fresh: Option<(usize, usize)>,
+    ) -> Self {
+        Conn {
+            inner,
+            ctx,
+            index,
+            gen,
+            fresh,
+            consumed: 0,
+        }
     }
 
     /// Settles inbound bookkeeping after a callback: consumed bytes leave the ring,
@@ -337,7 +379,9 @@ impl<'a, S> Conn<'a, S> {
             Some((start, end)) => {
                 let from = (start + self.consumed).min(end);
                 if from < end {
-                    self.inner.inbound.push(&self.ctx.read_buf[from..end], self.ctx.pool);
+                    self.inner
+                        .inbound
+                        .push(&self.ctx.read_buf[from..end], self.ctx.pool);
                 }
             }
             None => {
@@ -355,7 +399,12 @@ impl<'a, S> Conn<'a, S> {
     }
 
     fn view(&self) -> (&[u8], &[u8]) {
-        view_of(self.fresh, self.consumed, self.ctx.read_buf, &self.inner.inbound)
+        view_of(
+            self.fresh,
+            self.consumed,
+            self.ctx.read_buf,
+            &self.inner.inbound,
+        )
     }
 
     /// Number of unconsumed inbound bytes.
@@ -403,7 +452,7 @@ impl<'a, S> Conn<'a, S> {
         self.consumed += n;
         // The slice ends where the view now starts.
         let (start, first) = match self.fresh {
-            Some((s, _)) => (s + self.consumed - n, &self.ctx.read_buf[..]),
+            Some((s, _)) => (s + self.consumed - n, self.ctx.read_buf),
             None => (self.consumed - n, self.inner.inbound.as_slices().0),
         };
         Some(&first[start..start + n])
@@ -442,7 +491,12 @@ impl<'a, S> Conn<'a, S> {
     /// ```
     pub fn split(&mut self) -> ([&[u8]; 2], Writer<'_>) {
         let open = !self.inner.closed && self.inner.draining.is_none();
-        let (a, b) = view_of(self.fresh, self.consumed, self.ctx.read_buf, &self.inner.inbound);
+        let (a, b) = view_of(
+            self.fresh,
+            self.consumed,
+            self.ctx.read_buf,
+            &self.inner.inbound,
+        );
         let w = Writer {
             fd: self.inner.fd.as_raw_fd(),
             outbound: &mut self.inner.outbound,
@@ -507,7 +561,11 @@ impl<'a, S> Conn<'a, S> {
 
     /// A handle for other threads.
     pub fn handle(&self) -> ConnHandle {
-        ConnHandle { shared: self.ctx.shared.clone(), index: self.index, gen: self.gen }
+        ConnHandle {
+            shared: self.ctx.shared.clone(),
+            index: self.index,
+            gen: self.gen,
+        }
     }
 
     /// An id unique among this loop's open connections (slot index and generation).

@@ -38,7 +38,10 @@ pub struct EngineHandle {
 
 impl std::fmt::Debug for EngineHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineHandle").field("loops", &self.shared.loops.len()).field("stopping", &self.is_stopping()).finish()
+        f.debug_struct("EngineHandle")
+            .field("loops", &self.shared.loops.len())
+            .field("stopping", &self.is_stopping())
+            .finish()
     }
 }
 
@@ -57,14 +60,23 @@ impl EngineHandle {
             return false;
         }
         let deadline = Instant::now() + self.shared.stop_timeout;
-        let mut running = self.shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while *running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 tracing::warn!(running = *running, "engine stop timed out");
                 return false;
             }
-            running = self.shared.exited.wait_timeout(running, left).unwrap_or_else(|p| p.into_inner()).0;
+            running = self
+                .shared
+                .exited
+                .wait_timeout(running, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         true
     }
@@ -88,12 +100,20 @@ impl EngineHandle {
 
     /// Connections open across all loops.
     pub fn connection_count(&self) -> usize {
-        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).sum()
+        self.shared
+            .loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Connections open on each loop.
     pub fn loop_connection_counts(&self) -> Vec<usize> {
-        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).collect()
+        self.shared
+            .loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Number of event loops.
@@ -111,14 +131,21 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("addrs", &self.addrs).field("handle", &self.handle).finish()
+        f.debug_struct("Engine")
+            .field("addrs", &self.addrs)
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
 impl Engine {
     /// Starts configuring an engine.
     pub fn builder() -> EngineBuilder {
-        EngineBuilder { opts: Options::default(), addrs: Vec::new(), err: None }
+        EngineBuilder {
+            opts: Options::default(),
+            addrs: Vec::new(),
+            err: None,
+        }
     }
 
     /// The addresses actually bound (port 0 resolved), in the order given.
@@ -266,7 +293,9 @@ impl EngineBuilder {
             return Err(Error::Config("no listening address given".into()));
         }
         let n = opts.loop_count();
-        let loops: Vec<Arc<LoopShared>> = (0..n).map(LoopShared::new).collect::<std::io::Result<_>>()?;
+        let loops: Vec<Arc<LoopShared>> = (0..n)
+            .map(LoopShared::new)
+            .collect::<std::io::Result<_>>()?;
         let mut per_loop: Vec<Vec<(Arc<ListenSocket>, bool)>> = vec![Vec::new(); n];
         let mut for_acceptor = Vec::new();
         let mut bound = Vec::new();
@@ -306,7 +335,11 @@ impl EngineBuilder {
                 }
             }
         }
-        let acceptor = if for_acceptor.is_empty() { None } else { Some(LoopShared::new(usize::MAX)?) };
+        let acceptor = if for_acceptor.is_empty() {
+            None
+        } else {
+            Some(LoopShared::new(usize::MAX)?)
+        };
         let shared = Arc::new(EngineShared {
             loops: loops.clone(),
             acceptor: acceptor.clone(),
@@ -315,20 +348,35 @@ impl EngineBuilder {
             exited: Condvar::new(),
             stop_timeout: opts.stop_timeout,
         });
-        let handle = EngineHandle { shared: shared.clone() };
+        let handle = EngineHandle {
+            shared: shared.clone(),
+        };
         let factory = Arc::new(factory);
         let mut threads = Vec::new();
         for (shared_loop, listeners) in loops.iter().cloned().zip(per_loop) {
-            let setup = LoopSetup { shared: shared_loop, engine: handle.clone(), opts: opts.clone(), listeners };
+            let setup = LoopSetup {
+                shared: shared_loop,
+                engine: handle.clone(),
+                opts: opts.clone(),
+                listeners,
+            };
             let factory = factory.clone();
             let name = format!("netloop-loop-{}", setup.shared.index);
-            threads.push(spawn(&handle, name, move || EventLoop::run(setup, |i| factory(i)))?);
+            threads.push(spawn(&handle, name, move || {
+                EventLoop::run(setup, |i| factory(i))
+            })?);
         }
         if let Some(acc) = acceptor {
             let (loops, opts, h) = (loops.clone(), opts.clone(), handle.clone());
-            threads.push(spawn(&handle, "netloop-acceptor".into(), move || acceptor::run(acc, loops, for_acceptor, opts, h))?);
+            threads.push(spawn(&handle, "netloop-acceptor".into(), move || {
+                acceptor::run(acc, loops, for_acceptor, opts, h)
+            })?);
         }
-        Ok(Engine { handle, threads, addrs: bound })
+        Ok(Engine {
+            handle,
+            threads,
+            addrs: bound,
+        })
     }
 
     /// Starts the engine with a clone of `handler` on each loop.
@@ -348,7 +396,11 @@ fn spawn(
     name: String,
     body: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<()>> {
-    *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    *handle
+        .shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) += 1;
     let h = handle.clone();
     let thread_name = name.clone();
     let res = std::thread::Builder::new().name(name).spawn(move || {
@@ -369,7 +421,11 @@ fn spawn(
         h.shared.exited.notify_all();
     });
     res.map_err(|e| {
-        *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        *handle
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) -= 1;
         handle.signal_stop();
         Error::Io(e)
     })
@@ -383,7 +439,10 @@ pub fn serve<H>(handler: H, addr: impl ToAddr, opts: Options) -> Result<()>
 where
     H: EventHandler + Clone + Send,
 {
-    let engine = Engine::builder().options(opts).listen(addr).start_with(handler)?;
+    let engine = Engine::builder()
+        .options(opts)
+        .listen(addr)
+        .start_with(handler)?;
     engine.wait();
     Ok(())
 }

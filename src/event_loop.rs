@@ -48,7 +48,11 @@ pub(crate) struct LoopShared {
 
 impl LoopShared {
     pub(crate) fn new(index: usize) -> io::Result<Arc<LoopShared>> {
-        Ok(Arc::new(LoopShared { index, queue: TaskQueue::new()?, connections: AtomicUsize::new(0) }))
+        Ok(Arc::new(LoopShared {
+            index,
+            queue: TaskQueue::new()?,
+            connections: AtomicUsize::new(0),
+        }))
     }
 }
 
@@ -72,7 +76,10 @@ fn token(index: u32, gen: u32) -> u64 {
 
 /// Extracts a panic payload's message.
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
-    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())).unwrap_or("(non-string panic)")
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("(non-string panic)")
 }
 
 pub(crate) struct EventLoop<H: EventHandler> {
@@ -98,22 +105,43 @@ impl<H: EventHandler> EventLoop<H> {
     /// Runs a loop on the current thread until it is stopped.
     pub(crate) fn run(setup: LoopSetup, make_handler: impl FnOnce(usize) -> H) -> io::Result<()> {
         IN_LOOP.with(|f| f.set(true));
-        let LoopSetup { shared, engine, opts, listeners } = setup;
+        let LoopSetup {
+            shared,
+            engine,
+            opts,
+            listeners,
+        } = setup;
         if opts.cpu_affinity {
-            let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cpus = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             if let Err(e) = crate::sys::pin_current_thread(shared.index % cpus) {
                 tracing::warn!(error = %e, "could not pin event loop to a CPU");
             }
         }
         let poller = Epoll::new()?;
-        poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+        poller.add(
+            shared.queue.waker_fd(),
+            WAKER_TOKEN,
+            Interest::READ,
+            Trigger::Level,
+        )?;
         let mut regs = Vec::with_capacity(listeners.len());
         for (i, (sock, is_shared)) in listeners.into_iter().enumerate() {
-            regs.push(Listener::register(sock, LISTENER_TOKEN - i as u64, is_shared, &poller)?);
+            regs.push(Listener::register(
+                sock,
+                LISTENER_TOKEN - i as u64,
+                is_shared,
+                &poller,
+            )?);
         }
         let handler = make_handler(shared.index);
         let mut lp = EventLoop {
-            trigger: if opts.edge_triggered { Trigger::Edge } else { Trigger::Level },
+            trigger: if opts.edge_triggered {
+                Trigger::Edge
+            } else {
+                Trigger::Level
+            },
             pool: BufferPool::new(opts.buffer_pool_bytes),
             read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
             shared,
@@ -154,9 +182,11 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn main_loop(&mut self) {
         let mut busy = false;
+        let mut woken = false;
         loop {
             let mut more_tasks = false;
-            if self.shared.queue.is_notified() {
+            if woken || self.shared.queue.is_notified() {
+                woken = false;
                 more_tasks = self.run_tasks();
             }
             if self.stopping {
@@ -166,7 +196,8 @@ impl<H: EventHandler> EventLoop<H> {
             let timeout = if busy || more_tasks || !self.et_pending.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
             };
             let n = match self.poller.wait(timeout) {
                 Ok(n) => n,
@@ -178,8 +209,8 @@ impl<H: EventHandler> EventLoop<H> {
             for i in 0..n {
                 let ev = self.poller.event(i);
                 match ev.token {
-                    WAKER_TOKEN => {} // tasks are picked up at the top of the round
-                    t if t >= LISTENER_TOKEN - self.listeners.len() as u64 + 1 => {
+                    WAKER_TOKEN => woken = true, // tasks run at the top of the next round
+                    t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
                         self.accept((LISTENER_TOKEN - t) as usize)
                     }
                     t => {
@@ -241,14 +272,18 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn is_live(&self, index: u32, gen: u32) -> bool {
-        self.slots.get(index as usize).is_some_and(|s| s.gen == gen && s.conn.is_some())
+        self.slots
+            .get(index as usize)
+            .is_some_and(|s| s.gen == gen && s.conn.is_some())
     }
 
     // ----- accepting and opening -----
 
     fn accept(&mut self, li: usize) {
         for _ in 0..ACCEPTS_PER_EVENT {
-            let Some(l) = self.listeners.get_mut(li) else { return };
+            let Some(l) = self.listeners.get_mut(li) else {
+                return;
+            };
             match l.accept(&self.poller) {
                 Accepted::Conn(fd, _peer) => {
                     let is_tcp = l.sock.is_tcp();
@@ -278,7 +313,12 @@ impl<H: EventHandler> EventLoop<H> {
         let slot = &mut self.slots[index as usize];
         let gen = slot.gen;
         let inner = ConnInner::new(fd);
-        if let Err(e) = self.poller.add(inner.raw_fd(), token(index, gen), Interest::READ, self.trigger) {
+        if let Err(e) = self.poller.add(
+            inner.raw_fd(),
+            token(index, gen),
+            Interest::READ,
+            self.trigger,
+        ) {
             tracing::error!(error = %e, "could not register connection; dropping it");
             self.free.push(index);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
@@ -298,8 +338,14 @@ impl<H: EventHandler> EventLoop<H> {
         fresh: Option<(usize, usize)>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
     ) {
-        let Some(inner) = self.slots[index as usize].conn.as_mut() else { return };
-        let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+        let Some(inner) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        let ctx = ConnCtx {
+            pool: &mut self.pool,
+            read_buf: &self.read_buf,
+            shared: &self.shared,
+        };
         let mut conn = Conn::new(inner, ctx, index, gen, fresh);
         let handler = &mut self.handler;
         let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
@@ -310,7 +356,10 @@ impl<H: EventHandler> EventLoop<H> {
     fn after_callback(&mut self, index: u32, result: std::thread::Result<Action>) {
         match result {
             Err(p) => {
-                tracing::error!(panic = panic_message(&*p), "handler panicked; closing its connection");
+                tracing::error!(
+                    panic = panic_message(&*p),
+                    "handler panicked; closing its connection"
+                );
                 self.close(index, CloseReason::Panicked);
                 return;
             }
@@ -328,7 +377,9 @@ impl<H: EventHandler> EventLoop<H> {
     /// After anything touched a connection: close it if it failed or finished
     /// draining, otherwise bring its poller interest up to date.
     fn settle(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         if let Some(reason) = c.failed.take() {
             self.close(index, *reason);
             return;
@@ -342,8 +393,14 @@ impl<H: EventHandler> EventLoop<H> {
         let wanted = c.wanted_interest();
         if wanted != c.interest {
             let gen = self.slots[index as usize].gen;
-            let c = self.slots[index as usize].conn.as_mut().expect("checked above");
-            match self.poller.modify(c.raw_fd(), token(index, gen), wanted, self.trigger) {
+            let c = self.slots[index as usize]
+                .conn
+                .as_mut()
+                .expect("checked above");
+            match self
+                .poller
+                .modify(c.raw_fd(), token(index, gen), wanted, self.trigger)
+            {
                 Ok(()) => c.interest = wanted,
                 Err(e) => self.close(index, CloseReason::Io(e)),
             }
@@ -353,9 +410,15 @@ impl<H: EventHandler> EventLoop<H> {
     // ----- I/O -----
 
     fn on_readable(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) {
-        let budget = if self.trigger == Trigger::Edge { self.opts.read_budget } else { 1 };
+        let budget = if self.trigger == Trigger::Edge {
+            self.opts.read_budget
+        } else {
+            1
+        };
         for _ in 0..budget {
-            let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                return;
+            };
             if c.read_closed || c.draining.is_some() {
                 // Not reading any more: only a hang-up or error matters.
                 if error {
@@ -396,7 +459,9 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_eof(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         c.read_closed = true;
         c.draining.get_or_insert(Drain::PeerClosed);
         // Whatever was written or queued is still delivered before the close.
@@ -404,7 +469,9 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_hangup(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         let reason = match c.fd_error() {
             Some(e) => CloseReason::from_io(e),
             None => CloseReason::PeerClosed,
@@ -413,7 +480,9 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_writable(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         if let Err(e) = c.flush(&mut self.pool) {
             self.close(index, CloseReason::from_io(e));
             return;
@@ -425,20 +494,29 @@ impl<H: EventHandler> EventLoop<H> {
     /// the pool, slot freed (its generation bumped), descriptor closed.
     pub(crate) fn close(&mut self, index: u32, reason: CloseReason) {
         let slot = &mut self.slots[index as usize];
-        let Some(mut inner) = slot.conn.take() else { return };
+        let Some(mut inner) = slot.conn.take() else {
+            return;
+        };
         let gen = slot.gen;
         slot.gen = slot.gen.wrapping_add(1);
         inner.closed = true;
         match &reason {
-            CloseReason::Panicked | CloseReason::Io(_) => tracing::warn!(%reason, "connection closed"),
+            CloseReason::Panicked | CloseReason::Io(_) => {
+                tracing::warn!(%reason, "connection closed")
+            }
             CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
             _ => tracing::trace!(%reason, "connection closed"),
         }
         {
-            let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+            let ctx = ConnCtx {
+                pool: &mut self.pool,
+                read_buf: &self.read_buf,
+                shared: &self.shared,
+            };
             let mut conn = Conn::new(&mut inner, ctx, index, gen, None);
             let handler = &mut self.handler;
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason))) {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason)))
+            {
                 tracing::error!(panic = panic_message(&*p), "on_close panicked");
             }
         }
@@ -464,8 +542,18 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn run_task(&mut self, task: Task) {
         match task {
-            Task::Write { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| c.write_owned(data, pool)),
-            Task::Writev { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| {
+            Task::Write {
+                index,
+                gen,
+                data,
+                cb,
+            } => self.async_write(index, gen, cb, |c, pool| c.write_owned(data, pool)),
+            Task::Writev {
+                index,
+                gen,
+                data,
+                cb,
+            } => self.async_write(index, gen, cb, |c, pool| {
                 let slices: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
                 let mut res = Ok(());
                 for chunk in slices.chunks(crate::connection::MAX_IOVECS) {
@@ -506,9 +594,16 @@ impl<H: EventHandler> EventLoop<H> {
         write: impl FnOnce(&mut ConnInner<H::State>, &mut BufferPool) -> io::Result<()>,
     ) {
         let pool = &mut self.pool;
-        let Some(c) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen).and_then(|s| {
-            s.conn.as_mut().filter(|c| c.draining.is_none() && c.failed.is_none())
-        }) else {
+        let Some(c) = self
+            .slots
+            .get_mut(index as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| {
+                s.conn
+                    .as_mut()
+                    .filter(|c| c.draining.is_none() && c.failed.is_none())
+            })
+        else {
             if let Some(cb) = cb {
                 run_callback(cb, Err(Error::ConnectionClosed));
             }
@@ -522,7 +617,7 @@ impl<H: EventHandler> EventLoop<H> {
                 self.settle(index);
             }
             Err(e) => {
-                let reason = CloseReason::from_io(io::Error::from(e.kind()));
+                let reason = *crate::connection::failure(&e);
                 if let Some(cb) = cb {
                     run_callback(cb, Err(Error::Io(e)));
                 }
@@ -555,7 +650,11 @@ impl<H: EventHandler> EventLoop<H> {
             }
         }
         let handler = &mut self.handler;
-        let info = LoopInfo { index: self.shared.index, engine: &self.engine, connections: 0 };
+        let info = LoopInfo {
+            index: self.shared.index,
+            engine: &self.engine,
+            connections: 0,
+        };
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&info))) {
             tracing::error!(panic = panic_message(&*p), "on_shutdown panicked");
         }

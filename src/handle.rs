@@ -61,25 +61,47 @@ impl ConnHandle {
     /// Queues `data` to be written by the loop. `cb`, if given, is called once the
     /// bytes reached the kernel or with the error that prevented it.
     pub fn async_write(&self, data: impl Into<Vec<u8>>, cb: Option<WriteCallback>) {
-        let task = Task::Write { index: self.index, gen: self.gen, data: data.into(), cb };
+        let task = Task::Write {
+            index: self.index,
+            gen: self.gen,
+            data: data.into(),
+            cb,
+        };
         let _ = self.push(task, true);
     }
 
     /// Queues several buffers, written with one gathered `writev` when possible.
     pub fn async_writev(&self, bufs: Vec<Vec<u8>>, cb: Option<WriteCallback>) {
-        let task = Task::Writev { index: self.index, gen: self.gen, data: bufs, cb };
+        let task = Task::Writev {
+            index: self.index,
+            gen: self.gen,
+            data: bufs,
+            cb,
+        };
         let _ = self.push(task, true);
     }
 
     /// Asks the loop to run `on_traffic` for this connection (for example after a
     /// worker produced something the handler should act on).
     pub fn wake(&self) -> Result<(), Error> {
-        self.push(Task::Wake { index: self.index, gen: self.gen }, false)
+        self.push(
+            Task::Wake {
+                index: self.index,
+                gen: self.gen,
+            },
+            false,
+        )
     }
 
     /// Closes the connection after what is queued for it has been sent.
     pub fn close(&self) -> Result<(), Error> {
-        self.push(Task::Close { index: self.index, gen: self.gen }, true)
+        self.push(
+            Task::Close {
+                index: self.index,
+                gen: self.gen,
+            },
+            true,
+        )
     }
 
     /// Index of the event loop serving this connection.

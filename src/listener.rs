@@ -53,7 +53,12 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
     let ctx = |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("{addr}: {e}")));
     match addr {
         Addr::Tcp(sa) => {
-            let sock = Socket::new(Domain::for_address(*sa), Type::STREAM.nonblocking().cloexec(), None).map_err(ctx)?;
+            let sock = Socket::new(
+                Domain::for_address(*sa),
+                Type::STREAM.nonblocking().cloexec(),
+                None,
+            )
+            .map_err(ctx)?;
             if sa.is_ipv6() {
                 sock.set_only_v6(true).map_err(ctx)?;
             }
@@ -63,22 +68,39 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
             }
             sock.bind(&SockAddr::from(*sa)).map_err(ctx)?;
             sock.listen(opts.backlog).map_err(ctx)?;
-            let local = sock.local_addr().map_err(ctx)?.as_socket().map(Addr::Tcp).unwrap_or_else(|| addr.clone());
-            Ok(ListenSocket { fd: sock.into(), addr: local, unlink: None })
+            let local = sock
+                .local_addr()
+                .map_err(ctx)?
+                .as_socket()
+                .map(Addr::Tcp)
+                .unwrap_or_else(|| addr.clone());
+            Ok(ListenSocket {
+                fd: sock.into(),
+                addr: local,
+                unlink: None,
+            })
         }
         Addr::Unix(path) => {
             // A socket file left behind by a previous run would make bind fail with
             // EADDRINUSE; remove it only if nobody is listening on it.
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 use std::os::unix::fs::FileTypeExt;
-                if meta.file_type().is_socket() && std::os::unix::net::UnixStream::connect(path).is_err() {
+                if meta.file_type().is_socket()
+                    && std::os::unix::net::UnixStream::connect(path).is_err()
+                {
                     let _ = std::fs::remove_file(path);
                 }
             }
-            let sock = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None).map_err(ctx)?;
-            sock.bind(&SockAddr::unix(path).map_err(ctx)?).map_err(ctx)?;
+            let sock = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+                .map_err(ctx)?;
+            sock.bind(&SockAddr::unix(path).map_err(ctx)?)
+                .map_err(ctx)?;
             sock.listen(opts.backlog).map_err(ctx)?;
-            Ok(ListenSocket { fd: sock.into(), addr: addr.clone(), unlink: Some(path.clone()) })
+            Ok(ListenSocket {
+                fd: sock.into(),
+                addr: addr.clone(),
+                unlink: Some(path.clone()),
+            })
         }
     }
 }
@@ -129,10 +151,27 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Registers `sock` with `poller` under `token`.
-    pub(crate) fn register(sock: Arc<ListenSocket>, token: u64, shared: bool, poller: &impl Poller) -> io::Result<Listener> {
-        let trigger = if shared { Trigger::Exclusive } else { Trigger::Level };
+    pub(crate) fn register(
+        sock: Arc<ListenSocket>,
+        token: u64,
+        shared: bool,
+        poller: &impl Poller,
+    ) -> io::Result<Listener> {
+        let trigger = if shared {
+            Trigger::Exclusive
+        } else {
+            Trigger::Level
+        };
         poller.add(sock.fd.as_raw_fd(), token, Interest::READ, trigger)?;
-        Ok(Listener { sock, token, trigger, paused_until: None, backoff: BACKOFF_MIN, last_warning: None, suppressed: 0 })
+        Ok(Listener {
+            sock,
+            token,
+            trigger,
+            paused_until: None,
+            backoff: BACKOFF_MIN,
+            last_warning: None,
+            suppressed: 0,
+        })
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
@@ -175,7 +214,10 @@ impl Listener {
         }
         self.paused_until = Some(now + self.backoff);
         let exhausted = sys::is_resource_exhausted(e);
-        if self.last_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+        if self
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
             if exhausted {
                 tracing::warn!(error = %e, listener = %self.sock.addr, backoff_ms = self.backoff.as_millis() as u64,
                     suppressed = self.suppressed, "accept: out of resources; pausing accepts, existing connections are still served");

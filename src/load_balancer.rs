@@ -16,7 +16,11 @@ pub(crate) struct Balancer {
 
 impl Balancer {
     pub(crate) fn new(kind: LoadBalancer) -> Balancer {
-        Balancer { kind, next: 0, hasher: Default::default() }
+        Balancer {
+            kind,
+            next: 0,
+            hasher: Default::default(),
+        }
     }
 
     /// Picks the loop for a connection from `peer`.

@@ -93,7 +93,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            loops: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            loops: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             mode: Mode::default(),
             load_balancer: LoadBalancer::default(),
             reuse_addr: true,

@@ -8,8 +8,11 @@
 //!
 //! Wake-ups are coalesced: a pusher writes the eventfd only when it flips the
 //! `notified` flag from false to true, so a burst of N pushes costs one syscall. The
-//! loop clears the flag *before* taking the tasks, so a push racing with the drain
-//! either is seen by the drain or writes the eventfd again — never lost.
+//! loop resets the eventfd, then clears the flag, then takes the tasks, so a push
+//! racing with the drain either is taken by it or sets the flag and writes the
+//! eventfd again — never lost. A waker event always leads to a `take` (which
+//! resets the eventfd), even if the flag was already cleared, so a late eventfd
+//! write cannot leave a level-triggered waker spinning.
 //!
 //! Once the loop has stopped the queue is closed: pushes fail and hand the task back,
 //! so the caller can complete its callback with an error instead of leaking it.
@@ -25,9 +28,19 @@ use std::sync::Mutex;
 /// A unit of work for a loop.
 pub(crate) enum Task {
     /// Write bytes to a connection (identified by slot index and generation).
-    Write { index: u32, gen: u32, data: Vec<u8>, cb: Option<WriteCallback> },
+    Write {
+        index: u32,
+        gen: u32,
+        data: Vec<u8>,
+        cb: Option<WriteCallback>,
+    },
     /// Write several buffers with one gathered write.
-    Writev { index: u32, gen: u32, data: Vec<Vec<u8>>, cb: Option<WriteCallback> },
+    Writev {
+        index: u32,
+        gen: u32,
+        data: Vec<Vec<u8>>,
+        cb: Option<WriteCallback>,
+    },
     /// Run `on_traffic` for a connection.
     Wake { index: u32, gen: u32 },
     /// Close a connection (after flushing what is queued).
@@ -67,7 +80,11 @@ pub(crate) struct TaskQueue {
 impl TaskQueue {
     /// Creates a queue with a fresh eventfd.
     pub(crate) fn new() -> io::Result<TaskQueue> {
-        Ok(TaskQueue { lanes: Mutex::default(), notified: AtomicBool::new(false), waker: sys::eventfd()? })
+        Ok(TaskQueue {
+            lanes: Mutex::default(),
+            notified: AtomicBool::new(false),
+            waker: sys::eventfd()?,
+        })
     }
 
     /// The eventfd the loop polls.
@@ -109,8 +126,13 @@ impl TaskQueue {
     /// Moves all urgent tasks and up to `normal_limit` normal ones into `out`.
     /// Returns true if normal tasks were left behind (the loop should not block).
     pub(crate) fn take(&self, out: &mut Vec<Task>, normal_limit: usize) -> bool {
-        self.notified.store(false, Ordering::Release);
+        // Reset the eventfd *before* clearing the flag: a push landing in between
+        // then finds the flag still set and skips its eventfd write, but its task is
+        // taken below. In the other order a push between the two steps would set the
+        // flag, have its eventfd write swallowed by our read, and leave the flag set
+        // with nothing to wake the loop for later pushes.
         sys::eventfd_read(self.waker.as_raw_fd());
+        self.notified.store(false, Ordering::Release);
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         out.append(&mut lanes.urgent);
         let n = lanes.normal.len().min(normal_limit);
@@ -143,7 +165,9 @@ mod tests {
         for _ in 0..5 {
             q.push(Task::Stop, false).map_err(|_| ()).unwrap();
         }
-        q.push(Task::Wake { index: 1, gen: 0 }, true).map_err(|_| ()).unwrap();
+        q.push(Task::Wake { index: 1, gen: 0 }, true)
+            .map_err(|_| ())
+            .unwrap();
         assert!(q.is_notified());
         let mut out = Vec::new();
         assert!(q.take(&mut out, 2));

@@ -46,7 +46,10 @@ impl WorkerPool {
                     .expect("spawning a worker thread")
             })
             .collect();
-        WorkerPool { tx: Some(tx), threads }
+        WorkerPool {
+            tx: Some(tx),
+            threads,
+        }
     }
 
     /// Queues a job, or returns [`Error::PoolFull`] at once if the queue is full.
@@ -74,7 +77,10 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
         match job {
             Ok(job) => {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
-                    tracing::error!(panic = crate::event_loop::panic_message(&*p), "worker job panicked");
+                    tracing::error!(
+                        panic = crate::event_loop::panic_message(&*p),
+                        "worker job panicked"
+                    );
                 }
             }
             Err(_) => return, // the pool was dropped

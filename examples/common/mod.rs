@@ -11,7 +11,9 @@ pub fn parse_mode(s: &str, loops: usize) -> Result<Mode, String> {
         "single" => Ok(Mode::Single),
         "reuseport" => Ok(Mode::ReusePort),
         "shared" => Ok(Mode::Shared),
-        _ => Err(format!("unknown mode {s:?} (single|reactor|reuseport|shared)")),
+        _ => Err(format!(
+            "unknown mode {s:?} (single|reactor|reuseport|shared)"
+        )),
     }
 }
 
@@ -21,20 +23,27 @@ pub fn parse_lb(s: &str) -> Result<LoadBalancer, String> {
         "round-robin" => Ok(LoadBalancer::RoundRobin),
         "least-connections" => Ok(LoadBalancer::LeastConnections),
         "source-hash" => Ok(LoadBalancer::SourceAddrHash),
-        _ => Err(format!("unknown load balancer {s:?} (round-robin|least-connections|source-hash)")),
+        _ => Err(format!(
+            "unknown load balancer {s:?} (round-robin|least-connections|source-hash)"
+        )),
     }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Stops the engine on the first SIGINT/SIGTERM; a second one exits at once.
 pub fn stop_on_signals(handle: EngineHandle) {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");
     std::thread::spawn(move || {
         let mut seen = 0;
         for sig in signals.forever() {

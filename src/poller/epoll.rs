@@ -20,13 +20,21 @@ pub(crate) struct Epoll {
 impl Epoll {
     /// Creates an epoll instance.
     pub(crate) fn new() -> io::Result<Epoll> {
-        Ok(Epoll { fd: sys::epoll_create()?, events: Vec::with_capacity(INITIAL_EVENTS) })
+        Ok(Epoll {
+            fd: sys::epoll_create()?,
+            events: Vec::with_capacity(INITIAL_EVENTS),
+        })
     }
 
     fn flags(interest: Interest, trigger: Trigger) -> u32 {
         let mut f = 0u32;
         if interest.readable() {
-            f |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+            f |= libc::EPOLLIN as u32;
+            // EPOLLEXCLUSIVE accepts only IN/OUT/ET/WAKEUP; it is used for listeners,
+            // where half-close means nothing anyway.
+            if trigger != Trigger::Exclusive {
+                f |= libc::EPOLLRDHUP as u32;
+            }
         }
         if interest.writable() {
             f |= libc::EPOLLOUT as u32;
@@ -42,11 +50,29 @@ impl Epoll {
 
 impl Poller for Epoll {
     fn add(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()> {
-        sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, Self::flags(interest, trigger), token)
+        sys::epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            Self::flags(interest, trigger),
+            token,
+        )
     }
 
-    fn modify(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()> {
-        sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, Self::flags(interest, trigger), token)
+    fn modify(
+        &self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        sys::epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            fd,
+            Self::flags(interest, trigger),
+            token,
+        )
     }
 
     fn delete(&self, fd: RawFd) -> io::Result<()> {

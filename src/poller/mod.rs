@@ -96,7 +96,8 @@ pub(crate) trait Poller {
     /// Starts watching `fd`.
     fn add(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()>;
     /// Changes what `fd` is watched for.
-    fn modify(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()>;
+    fn modify(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger)
+        -> io::Result<()>;
     /// Stops watching `fd`. Closing a descriptor also removes it.
     fn delete(&self, fd: RawFd) -> io::Result<()>;
     /// Waits for events (`None` = until one arrives). The event buffer grows when a

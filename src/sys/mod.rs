@@ -40,7 +40,13 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
 }
 
 /// `epoll_ctl(epfd, op, fd, {events, data})`.
-pub(crate) fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+pub(crate) fn epoll_ctl(
+    epfd: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: `ev` is a valid epoll_event for the duration of the call; the kernel
     // copies it and keeps no pointer.
@@ -50,7 +56,11 @@ pub(crate) fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, events: u32, da
 
 /// `epoll_wait` into the spare capacity of `events`, setting its length to the
 /// number of events returned. `timeout_ms` of -1 blocks.
-pub(crate) fn epoll_wait(epfd: RawFd, events: &mut Vec<libc::epoll_event>, timeout_ms: i32) -> io::Result<usize> {
+pub(crate) fn epoll_wait(
+    epfd: RawFd,
+    events: &mut Vec<libc::epoll_event>,
+    timeout_ms: i32,
+) -> io::Result<usize> {
     events.clear();
     let cap = events.capacity().min(i32::MAX as usize) as libc::c_int;
     // SAFETY: the pointer and capacity describe writable memory owned by `events`;
@@ -121,7 +131,12 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, socket2::SockAddr)> {
     // length; accept4 writes at most that many bytes and updates the length.
     let (new, addr) = unsafe {
         socket2::SockAddr::try_init(|storage, len| {
-            cvt(libc::accept4(fd, storage.cast(), len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC))
+            cvt(libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ))
         })
     }?;
     Ok((owned(new), addr))
@@ -143,7 +158,9 @@ pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
 /// tests and diagnostics.
 #[allow(dead_code)]
 pub(crate) fn open_fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count().saturating_sub(1))
+        .unwrap_or(0)
 }
 
 /// Is this error one of the "out of descriptors" kind (`EMFILE`, `ENFILE`) or

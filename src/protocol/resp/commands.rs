@@ -648,7 +648,7 @@ mod tests {
         for &(name, arity) in COMMANDS {
             for extra in 0..6 {
                 let line = std::iter::once(name)
-                    .chain(std::iter::repeat("1").take(extra))
+                    .chain(std::iter::repeat_n("1", extra))
                     .collect::<Vec<_>>()
                     .join(" ");
                 let (reply, _) = run(&mut s, &mut c, t, &line);

@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use netloop::{Action, CloseReason, Conn, EventHandler, LoopInfo};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 5 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Descriptors open in this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// What a [`Recorder`] saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Open(usize),
+    Close(usize, String),
+    Boot(usize),
+    Shutdown(usize),
+    Tick(usize),
+}
+
+/// An echo handler that records its callbacks.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub log: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Recorder {
+    pub fn closes(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Close(_, r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn count(&self, f: impl Fn(&Seen) -> bool) -> usize {
+        self.log.lock().unwrap().iter().filter(|s| f(s)).count()
+    }
+}
+
+/// Names a close reason for comparisons.
+pub fn reason_name(r: &CloseReason) -> String {
+    match r {
+        CloseReason::PeerClosed => "peer".into(),
+        CloseReason::Reset => "reset".into(),
+        CloseReason::Local => "local".into(),
+        CloseReason::Handle => "handle".into(),
+        CloseReason::Panicked => "panicked".into(),
+        CloseReason::EngineStopped => "stopped".into(),
+        other => format!("{other}"),
+    }
+}
+
+impl EventHandler for Recorder {
+    type State = ();
+    fn on_boot(&mut self, info: &LoopInfo<'_>) -> Action {
+        self.log.lock().unwrap().push(Seen::Boot(info.index()));
+        Action::None
+    }
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.log.lock().unwrap().push(Seen::Open(conn.loop_index()));
+        Action::None
+    }
+    fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        if conn.peek_all() == b"boom" {
+            panic!("boom requested");
+        }
+        let n = conn.buffered();
+        let ([a, b], mut w) = conn.split();
+        let res = w.writev(&[a, b]);
+        conn.discard(n);
+        if res.is_err() {
+            Action::Close
+        } else {
+            Action::None
+        }
+    }
+    fn on_close(&mut self, conn: &mut Conn<'_, ()>, reason: &CloseReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(Seen::Close(conn.loop_index(), reason_name(reason)));
+    }
+    fn on_tick(&mut self, info: &LoopInfo<'_>) -> (Duration, Action) {
+        self.log.lock().unwrap().push(Seen::Tick(info.index()));
+        (Duration::from_millis(20), Action::None)
+    }
+    fn on_shutdown(&mut self, info: &LoopInfo<'_>) {
+        self.log.lock().unwrap().push(Seen::Shutdown(info.index()));
+    }
+}
+
+/// Sends `msg` and reads the same number of bytes back.
+pub fn round_trip<S: Read + Write>(s: &mut S, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    back
+}
+
+/// Connects with a read timeout so a broken server fails the test instead of hanging it.
+pub fn connect(addr: &netloop::Addr) -> TcpStream {
+    let s = TcpStream::connect(addr.as_tcp().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}

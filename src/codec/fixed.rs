@@ -58,7 +58,7 @@ impl FixedLengthCodec {
 impl Decoder for FixedLengthCodec {
     #[inline]
     fn decode(&mut self, src: &[u8]) -> Result<Option<Decoded>, CodecError> {
-        Ok((src.len() >= self.len).then(|| Decoded {
+        Ok((src.len() >= self.len).then_some(Decoded {
             payload: 0..self.len,
             consumed: self.len,
         }))

@@ -1,0 +1,132 @@
+//! Runs the examples' self-tests through `cargo run`, as a user would.
+//!
+//! Nothing is built here: the examples are compiled by the `cargo run` each test
+//! starts (already up to date after `cargo test` built them). Each run is killed if
+//! it takes longer than [`TIMEOUT`].
+
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cargo run --example <example> -- <args>`; returns its status and output.
+fn run_example(example: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let mut child = Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--quiet",
+            "--manifest-path",
+            manifest,
+            "--example",
+            example,
+            "--",
+        ])
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting cargo");
+    // Drain both pipes on threads so a chatty child can't block on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for cargo") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            // `cargo run` execs the example on Unix, so this kills the example itself.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`cargo run --example {example}` did not finish within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    (
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
+}
+
+fn assert_ok(example: &str, args: &[&str], expect: &str) -> String {
+    let (status, out, err) = run_example(example, args);
+    assert!(
+        status.success() && out.contains(expect),
+        "{example} {args:?} failed: {status}\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    assert!(
+        out.contains("listening on 127.0.0.1:"),
+        "{example}: no `listening on` line in\n{out}"
+    );
+    out
+}
+
+#[test]
+fn broadcast_self_test() {
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--clients",
+        "200",
+        "--rounds",
+        "3",
+        "--interval-ms",
+        "100",
+    ];
+    assert_ok("broadcast", &args, "ok: 200 clients x 3 rounds");
+}
+
+#[test]
+fn worker_pool_self_test_mostly_busy() {
+    // Two workers and a queue of 8 against 16 pipelining clients: many BUSY
+    // replies, which must still come back in request order.
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--self-test",
+        "--workers",
+        "2",
+        "--queue",
+        "8",
+    ];
+    assert_ok("worker_pool", &args, "replies in order");
+}
+
+#[test]
+fn worker_pool_self_test_no_busy() {
+    // A queue big enough for everything and a small in-flight cap: every request
+    // gets a real result, and connections stall and are woken repeatedly.
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--self-test",
+        "--loops",
+        "2",
+        "--workers",
+        "4",
+        "--queue",
+        "10000",
+        "--max-inflight",
+        "4",
+        "--work-ms",
+        "0",
+    ];
+    let out = assert_ok("worker_pool", &args, "replies in order");
+    assert!(
+        out.contains("(4800 results, 0 busy)"),
+        "expected no BUSY reply:\n{out}"
+    );
+}

@@ -46,7 +46,9 @@ fn parse_args() -> Result<(SocketAddr, usize), String> {
         match a.as_str() {
             "--addr" => addr = value("--addr")?,
             "--threads" => {
-                threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?
+                threads = value("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
             }
             "-h" | "--help" => {
                 println!("usage: peer-hyper [--addr HOST:PORT] [--threads N]");
@@ -55,7 +57,10 @@ fn parse_args() -> Result<(SocketAddr, usize), String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let addr = addr.trim_start_matches("tcp://").parse().map_err(|e| format!("--addr: {e}"))?;
+    let addr = addr
+        .trim_start_matches("tcp://")
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
     Ok((addr, threads.max(1)))
 }
 
@@ -65,9 +70,14 @@ fn main() {
         std::process::exit(2);
     });
     let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_io().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_io().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_io()
+            .build()
     }
     .expect("tokio runtime");
     rt.block_on(async move {
@@ -75,9 +85,14 @@ fn main() {
             eprintln!("peer-hyper: bind {addr}: {e}");
             std::process::exit(1);
         });
-        println!("listening on {}", listener.local_addr().expect("local addr"));
+        println!(
+            "listening on {}",
+            listener.local_addr().expect("local addr")
+        );
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let _ = http1::Builder::new()

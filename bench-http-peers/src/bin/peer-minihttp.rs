@@ -43,7 +43,9 @@ fn parse_args() -> Result<(SocketAddr, usize), String> {
         match a.as_str() {
             "--addr" => addr = value("--addr")?,
             "--threads" => {
-                threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?
+                threads = value("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
             }
             "-h" | "--help" => {
                 println!("usage: peer-minihttp [--addr HOST:PORT] [--threads N]");
@@ -52,7 +54,10 @@ fn parse_args() -> Result<(SocketAddr, usize), String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let addr = addr.trim_start_matches("tcp://").parse().map_err(|e| format!("--addr: {e}"))?;
+    let addr = addr
+        .trim_start_matches("tcp://")
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
     Ok((addr, threads.max(1)))
 }
 

@@ -1,4 +1,4 @@
-//! An HTTP/1.1 server as a netloop [`EventHandler`](crate::EventHandler).
+//! An HTTP/1.1 server as a netloop [`EventHandler`].
 //!
 //! [`HttpServer`] glues the transport-free [`Session`] to an event loop: one
 //! handler per loop (built by the engine's factory), one [`Session`] per

@@ -1,4 +1,4 @@
-//! A Redis (RESP2) server as a netloop [`EventHandler`](crate::EventHandler).
+//! A Redis (RESP2) server as a netloop [`EventHandler`].
 //!
 //! [`RedisServer`] glues the transport-free [`RespSession`] to an event loop:
 //! one handler per loop, one [`RespSession`] per connection, one reusable

@@ -30,6 +30,7 @@ mod error;
 mod limits;
 mod request;
 mod response;
+pub mod server;
 mod session;
 
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
@@ -37,4 +38,5 @@ pub use error::HttpError;
 pub use limits::{Limits, MAX_HEADERS_CAP};
 pub use request::{parse_request, Headers, Parsed, Request, Version};
 pub use response::{reason_phrase, write_response, Response, CONTINUE_100};
+pub use server::{HttpConn, HttpServer};
 pub use session::{techempower, Session, SessionResult};

@@ -64,6 +64,7 @@
 
 pub mod commands;
 pub mod parser;
+pub mod server;
 pub mod session;
 pub mod store;
 pub mod value;
@@ -71,6 +72,7 @@ pub mod writer;
 
 pub use commands::{execute, Action, ClientInfo, SERVER_VERSION};
 pub use parser::{parse_command, Args, RespError, RespLimits};
+pub use server::{RedisConn, RedisServer, StoreMode};
 pub use session::RespSession;
 pub use store::{Entry, IncrError, SetCondition, SetExpiry, Store, Ttl};
 pub use value::{InvalidValue, Value};

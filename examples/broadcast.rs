@@ -23,9 +23,7 @@
 mod common;
 
 use clap::Parser;
-use netloop::{
-    Action, CloseReason, Conn, ConnHandle, Engine, EngineHandle, EventHandler, LoopInfo,
-};
+use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, EngineHandle, EventHandler};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -38,9 +36,6 @@ use std::time::{Duration, Instant};
 /// Self-test clients open two descriptors each (client and server side) in this
 /// one process; stay well under a 20k descriptor limit.
 const MAX_CLIENTS: usize = 8000;
-
-/// Tick period of the lost-wake-up workaround (see `on_tick`).
-const TICK: Duration = Duration::from_millis(20);
 
 #[derive(Parser)]
 #[command(about = "netloop broadcast (server push) example")]
@@ -92,14 +87,6 @@ impl EventHandler for Broadcast {
 
     fn on_close(&mut self, conn: &mut Conn<'_, ()>, _reason: &CloseReason) {
         lock(&self.registry).remove(&(conn.loop_index(), conn.id()));
-    }
-
-    /// Works around a lost wake-up in netloop's task queue: a loop can go to sleep
-    /// with async writes still queued (until some socket event wakes it). A
-    /// periodic tick makes it look at its queue again. Remove once
-    /// `TaskQueue::take` reads the eventfd before clearing its `notified` flag.
-    fn on_tick(&mut self, _info: &LoopInfo<'_>) -> (Duration, Action) {
-        (TICK, Action::None)
     }
 }
 
@@ -239,7 +226,6 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let engine = Engine::builder()
         .loops(args.loops)
         .mode(mode)
-        .ticker(true)
         .listen(args.addr.as_str())
         .start_with(Broadcast {
             registry: registry.clone(),

@@ -50,7 +50,7 @@
 mod common;
 
 use clap::Parser;
-use netloop::{Action, Conn, ConnHandle, Engine, EventHandler, LoopInfo, WorkerPool};
+use netloop::{Action, Conn, ConnHandle, Engine, EventHandler, WorkerPool};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -61,9 +61,6 @@ use std::time::{Duration, Instant};
 
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 64 * 1024;
-
-/// Tick period of the lost-wake-up workaround (see `on_tick`).
-const TICK: Duration = Duration::from_millis(20);
 
 #[derive(Parser)]
 #[command(about = "netloop worker pool example: blocking work off the event loop")]
@@ -246,14 +243,6 @@ impl EventHandler for Server {
             }
         }
     }
-
-    /// Works around a lost wake-up in netloop's task queue: a loop can go to sleep
-    /// with async writes or wakes still queued (until some socket event wakes it).
-    /// A periodic tick makes it look at its queue again. Remove once
-    /// `TaskQueue::take` reads the eventfd before clearing its `notified` flag.
-    fn on_tick(&mut self, _info: &LoopInfo<'_>) -> (Duration, Action) {
-        (TICK, Action::None)
-    }
 }
 
 fn main() -> ExitCode {
@@ -285,7 +274,6 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let engine = Engine::builder()
         .loops(args.loops)
         .mode(mode)
-        .ticker(true)
         .listen(args.addr.as_str())
         .start_with(server)?;
     for a in engine.local_addrs() {

@@ -7,8 +7,7 @@
 //! so a burst of accepts is balanced by the least-connections policy before the
 //! sub-loops have caught up.
 
-use crate::engine::EngineHandle;
-use crate::event_loop::{LoopShared, LISTENER_TOKEN, WAKER_TOKEN};
+use crate::event_loop::{report, LoopShared, Ready, LISTENER_TOKEN, WAKER_TOKEN};
 use crate::listener::{self, Accepted, ListenSocket, Listener};
 use crate::load_balancer::Balancer;
 use crate::options::Options;
@@ -25,24 +24,28 @@ pub(crate) fn run(
     loops: Vec<Arc<LoopShared>>,
     sockets: Vec<Arc<ListenSocket>>,
     opts: Arc<Options>,
-    _engine: EngineHandle,
+    ready: Ready,
 ) -> io::Result<()> {
-    let mut poller = Epoll::new()?;
-    poller.add(
-        shared.queue.waker_fd(),
-        WAKER_TOKEN,
-        Interest::READ,
-        Trigger::Level,
-    )?;
-    let mut listeners = Vec::with_capacity(sockets.len());
-    for (i, sock) in sockets.into_iter().enumerate() {
-        listeners.push(Listener::register(
-            sock,
-            LISTENER_TOKEN - i as u64,
-            false,
-            &poller,
-        )?);
-    }
+    let setup = || -> io::Result<(Epoll, Vec<Listener>)> {
+        let poller = Epoll::new()?;
+        poller.add(
+            shared.queue.waker_fd(),
+            WAKER_TOKEN,
+            Interest::READ,
+            Trigger::Level,
+        )?;
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (i, sock) in sockets.into_iter().enumerate() {
+            listeners.push(Listener::register(
+                sock,
+                LISTENER_TOKEN - i as u64,
+                false,
+                &poller,
+            )?);
+        }
+        Ok((poller, listeners))
+    };
+    let (mut poller, mut listeners) = report(&ready, setup())?;
     let mut balancer = Balancer::new(opts.load_balancer);
     let mut tasks = Vec::new();
     let mut woken = false;

@@ -353,12 +353,14 @@ impl EngineBuilder {
         };
         let factory = Arc::new(factory);
         let mut threads = Vec::new();
+        let (ready, started) = std::sync::mpsc::channel();
         for (shared_loop, listeners) in loops.iter().cloned().zip(per_loop) {
             let setup = LoopSetup {
                 shared: shared_loop,
                 engine: handle.clone(),
                 opts: opts.clone(),
                 listeners,
+                ready: ready.clone(),
             };
             let factory = factory.clone();
             let name = format!("netloop-loop-{}", setup.shared.index);
@@ -367,16 +369,32 @@ impl EngineBuilder {
             })?);
         }
         if let Some(acc) = acceptor {
-            let (loops, opts, h) = (loops.clone(), opts.clone(), handle.clone());
+            let (loops, opts, ready) = (loops.clone(), opts.clone(), ready.clone());
             threads.push(spawn(&handle, "netloop-acceptor".into(), move || {
-                acceptor::run(acc, loops, for_acceptor, opts, h)
+                acceptor::run(acc, loops, for_acceptor, opts, ready)
             })?);
         }
-        Ok(Engine {
+        drop(ready);
+        let expected = threads.len();
+        let engine = Engine {
             handle,
             threads,
             addrs: bound,
-        })
+        };
+        // Wait until every thread has its poller and listeners set up, so that a
+        // failure there is an error here rather than a silently dead engine.
+        for _ in 0..expected {
+            match started.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Io(e)), // dropping `engine` stops and joins
+                Err(_) => {
+                    return Err(Error::Io(std::io::Error::other(
+                        "an engine thread exited during start-up",
+                    )))
+                }
+            }
+        }
+        Ok(engine)
     }
 
     /// Starts the engine with a clone of `handler` on each loop.

@@ -63,6 +63,24 @@ pub(crate) struct LoopSetup {
     pub(crate) opts: Arc<Options>,
     /// Listeners this loop accepts on, and whether each is shared with other loops.
     pub(crate) listeners: Vec<(Arc<ListenSocket>, bool)>,
+    /// Told once the loop is set up (or why it could not be).
+    pub(crate) ready: Ready,
+}
+
+/// How an engine thread reports the outcome of its set-up to `Engine::start`.
+pub(crate) type Ready = std::sync::mpsc::Sender<io::Result<()>>;
+
+/// Reports a set-up result to `start`, passing errors through.
+pub(crate) fn report<T>(ready: &Ready, res: io::Result<T>) -> io::Result<T> {
+    match &res {
+        Ok(_) => {
+            let _ = ready.send(Ok(()));
+        }
+        Err(e) => {
+            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+        }
+    }
+    res
 }
 
 struct Slot<S> {
@@ -110,6 +128,7 @@ impl<H: EventHandler> EventLoop<H> {
             engine,
             opts,
             listeners,
+            ready,
         } = setup;
         if opts.cpu_affinity {
             let cpus = std::thread::available_parallelism()
@@ -119,22 +138,7 @@ impl<H: EventHandler> EventLoop<H> {
                 tracing::warn!(error = %e, "could not pin event loop to a CPU");
             }
         }
-        let poller = Epoll::new()?;
-        poller.add(
-            shared.queue.waker_fd(),
-            WAKER_TOKEN,
-            Interest::READ,
-            Trigger::Level,
-        )?;
-        let mut regs = Vec::with_capacity(listeners.len());
-        for (i, (sock, is_shared)) in listeners.into_iter().enumerate() {
-            regs.push(Listener::register(
-                sock,
-                LISTENER_TOKEN - i as u64,
-                is_shared,
-                &poller,
-            )?);
-        }
+        let (poller, regs) = report(&ready, Self::setup(&shared, listeners))?;
         let handler = make_handler(shared.index);
         let mut lp = EventLoop {
             trigger: if opts.edge_triggered {
@@ -161,6 +165,30 @@ impl<H: EventHandler> EventLoop<H> {
         lp.main_loop();
         lp.shutdown();
         Ok(())
+    }
+
+    /// Creates the poller and registers the waker and the listeners.
+    fn setup(
+        shared: &LoopShared,
+        listeners: Vec<(Arc<ListenSocket>, bool)>,
+    ) -> io::Result<(Epoll, Vec<Listener>)> {
+        let poller = Epoll::new()?;
+        poller.add(
+            shared.queue.waker_fd(),
+            WAKER_TOKEN,
+            Interest::READ,
+            Trigger::Level,
+        )?;
+        let mut regs = Vec::with_capacity(listeners.len());
+        for (i, (sock, is_shared)) in listeners.into_iter().enumerate() {
+            regs.push(Listener::register(
+                sock,
+                LISTENER_TOKEN - i as u64,
+                is_shared,
+                &poller,
+            )?);
+        }
+        Ok((poller, regs))
     }
 
     fn boot(&mut self) {

@@ -22,6 +22,7 @@ fn start(rec: &Recorder) -> Engine {
 
 #[test]
 fn peer_reset_closes_once_with_reset_and_frees_the_fd() {
+    let _serial = serial();
     let rec = Recorder::default();
     let engine = start(&rec);
     let h = engine.handle();
@@ -48,6 +49,7 @@ fn peer_reset_closes_once_with_reset_and_frees_the_fd() {
 
 #[test]
 fn half_close_still_gets_every_reply_then_closes() {
+    let _serial = serial();
     let rec = Recorder::default();
     let engine = start(&rec);
     let mut c = connect(engine.local_addr());
@@ -87,6 +89,7 @@ impl EventHandler for Hoarder {
 
 #[test]
 fn eof_mid_message_reports_peer_close_with_the_partial_bytes() {
+    let _serial = serial();
     let h = Hoarder::default();
     let engine = Engine::builder()
         .loops(1)
@@ -111,6 +114,7 @@ fn eof_mid_message_reports_peer_close_with_the_partial_bytes() {
 
 #[test]
 fn panicking_handler_closes_only_its_connection() {
+    let _serial = serial();
     let rec = Recorder::default();
     let engine = start(&rec);
     let mut good = connect(engine.local_addr());
@@ -158,6 +162,7 @@ impl EventHandler for Handles {
 
 #[test]
 fn stop_with_queued_async_writes_completes_every_callback() {
+    let _serial = serial();
     let h = Handles::default();
     let engine = Engine::builder()
         .loops(1)
@@ -214,6 +219,7 @@ fn stop_with_queued_async_writes_completes_every_callback() {
 
 #[test]
 fn many_connections_open_and_close_without_leaking_fds() {
+    let _serial = serial();
     let rec = Recorder::default();
     let engine = Engine::builder()
         .loops(2)
@@ -243,8 +249,12 @@ fn many_connections_open_and_close_without_leaking_fds() {
     }
     assert!(
         wait_until(Duration::from_secs(5), || fd_count() == base),
-        "fds {} != {base}",
-        fd_count()
+        "fds {} != {base}: {:?}",
+        fd_count(),
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .collect::<Vec<_>>()
     );
     assert_eq!(rec.closes().len(), 501);
     engine.stop();

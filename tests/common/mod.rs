@@ -19,6 +19,15 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// Tests that count descriptors hold this lock, so that tests running in parallel
+/// in the same process do not open descriptors under their feet.
+pub static FD_SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes [`FD_SERIAL`] (ignoring poisoning by a failed test).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    FD_SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Descriptors open in this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()

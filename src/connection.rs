@@ -211,7 +211,57 @@ impl<S> ConnInner<S> {
 
 /// Writes `bufs` straight to the socket when nothing is queued, and queues whatever
 /// the socket did not take.
+#[inline]
 fn write_or_queue(
+    fd: RawFd,
+    outbound: &mut LinkedBuffer,
+    bufs: &[&[u8]],
+    pool: &mut BufferPool,
+) -> io::Result<()> {
+    // The hot path — nothing queued, one non-empty buffer (possibly followed by an
+    // empty one, as `split()` gives), all taken by the kernel — stays inline.
+    if outbound.is_empty() {
+        let one = match bufs {
+            [a] => Some(*a),
+            [a, b] if b.is_empty() => Some(*a),
+            _ => None,
+        };
+        if let Some(a) = one {
+            if a.is_empty() {
+                return Ok(());
+            }
+            if let Ok(n) = sys::send(fd, a) {
+                if n == a.len() {
+                    return Ok(());
+                }
+                return queue_rest(outbound, bufs, n, pool);
+            }
+        }
+    }
+    write_or_queue_slow(fd, outbound, bufs, pool)
+}
+
+/// Queues what is left of `bufs` after the first `skip` bytes were sent.
+#[cold]
+fn queue_rest(
+    outbound: &mut LinkedBuffer,
+    bufs: &[&[u8]],
+    mut skip: usize,
+    pool: &mut BufferPool,
+) -> io::Result<()> {
+    for b in bufs {
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        outbound.push(&b[skip..], pool);
+        skip = 0;
+    }
+    Ok(())
+}
+
+#[cold]
+fn write_or_queue_slow(
     fd: RawFd,
     outbound: &mut LinkedBuffer,
     bufs: &[&[u8]],
@@ -219,12 +269,10 @@ fn write_or_queue(
 ) -> io::Result<()> {
     let mut skip = 0usize;
     if outbound.is_empty() {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if total == 0 {
-            return Ok(());
-        }
         let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
-        let first = nonempty.next().copied().unwrap_or_default();
+        let Some(first) = nonempty.next() else {
+            return Ok(());
+        };
         let res = if nonempty.next().is_none() {
             sys::send(fd, first)
         } else {
@@ -244,19 +292,12 @@ fn write_or_queue(
             Err(e) => return Err(e),
         }
     }
-    for b in bufs {
-        if skip >= b.len() {
-            skip -= b.len();
-            continue;
-        }
-        outbound.push(&b[skip..], pool);
-        skip = 0;
-    }
-    Ok(())
+    queue_rest(outbound, bufs, skip, pool)
 }
 
 /// The unconsumed inbound bytes: fresh bytes in the loop's read buffer, or the
 /// connection's ring, minus the `consumed` prefix.
+#[inline]
 fn view_of<'b>(
     fresh: Option<(usize, usize)>,
     consumed: usize,
@@ -306,9 +347,17 @@ impl Writer<'_> {
     }
 
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
+    #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         if !self.open || self.failed.is_some() {
             return Err(closed_error());
+        }
+        if bufs.len() <= MAX_IOVECS {
+            let res = write_or_queue(self.fd, self.outbound, bufs, self.pool);
+            if let Err(e) = &res {
+                *self.failed = Some(failure(e));
+            }
+            return res;
         }
         for chunk in bufs.chunks(MAX_IOVECS) {
             if let Err(e) = write_or_queue(self.fd, self.outbound, chunk, self.pool) {
@@ -409,8 +458,10 @@ impl<'a, S> Conn<'a, S> {
 
     /// Number of unconsumed inbound bytes.
     pub fn buffered(&self) -> usize {
-        let (a, b) = self.inbound();
-        a.len() + b.len()
+        match self.fresh {
+            Some((start, end)) => (end - start).saturating_sub(self.consumed),
+            None => self.inner.inbound.len().saturating_sub(self.consumed),
+        }
     }
 
     /// Makes the first `n` unconsumed bytes contiguous (no allocation: the ring is

@@ -404,7 +404,20 @@ impl<H: EventHandler> EventLoop<H> {
 
     /// After anything touched a connection: close it if it failed or finished
     /// draining, otherwise bring its poller interest up to date.
+    #[inline]
     fn settle(&mut self, index: u32) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        // The common case after a callback: nothing failed, nothing queued, still reading.
+        if c.failed.is_none() && c.draining.is_none() && c.interest == c.wanted_interest() {
+            return;
+        }
+        self.settle_slow(index);
+    }
+
+    #[inline(never)]
+    fn settle_slow(&mut self, index: u32) {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };

@@ -41,7 +41,9 @@ impl EventHandler for CountingEcho {
 #[test]
 #[ignore = "runs as the server process of the other tests"]
 fn child_server() {
-    let Ok(mode) = std::env::var("NETLOOP_CHILD") else { return };
+    let Ok(mode) = std::env::var("NETLOOP_CHILD") else {
+        return;
+    };
     let (loops, mode) = match mode.as_str() {
         "single" => (1, Mode::Single),
         _ => (2, Mode::Reactor),
@@ -75,7 +77,9 @@ impl ChildServer {
         let exe = std::env::current_exe().unwrap();
         let cmd = format!(
             "{} exec \"$0\" child_server --exact --ignored --nocapture --test-threads=1",
-            nofile.map(|n| format!("ulimit -n {n};")).unwrap_or_default()
+            nofile
+                .map(|n| format!("ulimit -n {n};"))
+                .unwrap_or_default()
         );
         let mut child = Command::new("sh")
             .arg("-c")
@@ -88,7 +92,10 @@ impl ChildServer {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let port = loop {
-            let line = lines.next().expect("child exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("child exited before listening")
+                .unwrap();
             // libtest may print "test child_server ... " on the same line first.
             if let Some(i) = line.find("port ") {
                 break line[i + 5..].trim().parse::<u16>().unwrap();
@@ -96,7 +103,10 @@ impl ChildServer {
         };
         // Keep reading the child's output so its writes never fail.
         std::thread::spawn(move || for _ in lines {});
-        ChildServer { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+        ChildServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
     }
 
     fn connect(&self) -> TcpStream {
@@ -166,20 +176,28 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     }
     let last = clients.last_mut().unwrap();
     last.write_all(b"late").unwrap();
-    last.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    assert!(last.read(&mut [0u8; 4]).is_err(), "the 100th connection cannot be served yet");
+    last.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        last.read(&mut [0u8; 4]).is_err(),
+        "the 100th connection cannot be served yet"
+    );
     // Out of descriptors, yet not spinning: well under the wall time in CPU.
     let (t0, c0) = (Instant::now(), server.cpu_ticks());
     std::thread::sleep(Duration::from_secs(1));
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let cpu = (server.cpu_ticks() - c0) as f64 / ticks_per_sec;
-    assert!(cpu < 0.3 * t0.elapsed().as_secs_f64(), "child used {cpu:.2}s of CPU in ~1s: spinning?");
+    assert!(
+        cpu < 0.3 * t0.elapsed().as_secs_f64(),
+        "child used {cpu:.2}s of CPU in ~1s: spinning?"
+    );
     // Existing connections are still served.
     assert_eq!(round_trip(&mut clients[1], b"still"), b"still");
     // Free descriptors: the pending connections are accepted and served.
     clients.drain(..60);
     let last = clients.last_mut().unwrap();
-    last.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut b = [0u8; 4];
     last.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"late");

@@ -223,7 +223,7 @@ fn write_or_queue(
     if outbound.is_empty() {
         let one = match bufs {
             [a] => Some(*a),
-            [a, b] if b.is_empty() => Some(*a),
+            [a, []] => Some(*a),
             _ => None,
         };
         if let Some(a) = one {

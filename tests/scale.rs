@@ -115,6 +115,20 @@ impl ChildServer {
         s
     }
 
+    /// Connects from source address 127.0.0.`2 + i % 50`, so that many connections
+    /// (and the TIME_WAIT entries earlier runs left) never exhaust one address's
+    /// ephemeral ports.
+    fn connect_spread(&self, i: usize) -> TcpStream {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let src = SocketAddr::from(([127, 0, 0, 2 + (i % 50) as u8], 0));
+        s.bind(&src.into()).unwrap();
+        s.connect(&self.addr.into()).unwrap();
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
     /// The server's connection count, asked over a fresh connection (counted too).
     fn count(&self) -> usize {
         let mut s = self.connect();
@@ -153,8 +167,8 @@ fn ten_thousand_connections() {
     let server = ChildServer::spawn("reactor", None);
     let n = 10_000;
     let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        clients.push(server.connect());
+    for i in 0..n {
+        clients.push(server.connect_spread(i));
     }
     for (i, c) in clients.iter_mut().enumerate() {
         let b = [(i % 251) as u8];
@@ -170,7 +184,7 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     let server = ChildServer::spawn("single", Some(64));
     // More connections than the child has descriptors: the kernel completes the
     // handshakes (backlog), the child accepts until EMFILE, then backs off.
-    let mut clients: Vec<TcpStream> = (0..100).map(|_| server.connect()).collect();
+    let mut clients: Vec<TcpStream> = (0..100).map(|i| server.connect_spread(i)).collect();
     for c in clients.iter_mut().take(30) {
         assert_eq!(round_trip(c, b"early"), b"early");
     }

@@ -423,6 +423,7 @@ impl<'a, S> Conn<'a, S> {
 
     /// Settles inbound bookkeeping after a callback: consumed bytes leave the ring,
     /// unconsumed fresh bytes are copied into it.
+    #[inline]
     pub(crate) fn finish(&mut self) {
         match self.fresh.take() {
             Some((start, end)) => {

@@ -381,7 +381,16 @@ impl<H: EventHandler> EventLoop<H> {
         self.after_callback(index, result);
     }
 
+    #[inline]
     fn after_callback(&mut self, index: u32, result: std::thread::Result<Action>) {
+        match result {
+            Ok(Action::None) => self.settle(index),
+            other => self.after_callback_slow(index, other),
+        }
+    }
+
+    #[cold]
+    fn after_callback_slow(&mut self, index: u32, result: std::thread::Result<Action>) {
         match result {
             Err(p) => {
                 tracing::error!(

@@ -465,7 +465,7 @@ impl<C: Codec, F: FrameHandler> Framed<C, F> {
     ///     }
     /// }
     ///
-    /// let codec = LengthFieldCodec::new(4, ByteOrder::Little)?;
+    /// let codec = LengthFieldCodec::new(4, ByteOrder::LittleEndian)?;
     /// let server = Framed::with_codec(codec, Sink);
     /// # let _ = server;
     /// # Ok::<(), netloop::codec::CodecError>(())

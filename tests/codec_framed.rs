@@ -454,3 +454,24 @@ fn framed_is_an_event_handler_with_typed_state() {
     is_handler(&Framed::new(LineCodec::new, Echo::default()));
     is_handler(&Framed::from_spec(&CodecSpec::Frame, 10, Greeter).unwrap());
 }
+
+/// The chat example's scripted conversation (nicknames, broadcast across loops, an
+/// over-long line disconnecting only its sender), through `cargo run`.
+#[test]
+fn chat_example_self_test() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .args(["--example", "chat", "--"])
+        .args(["--addr", "127.0.0.1:0", "--loops", "2", "--self-test"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok: chat self-test passed"),
+        "chat self-test failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

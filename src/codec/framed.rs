@@ -390,7 +390,7 @@ struct PerConn<C, S> {
 type Factory<C> = Arc<dyn Fn() -> C + Send + Sync>;
 
 /// An [`EventHandler`] that decodes every connection's bytes with its own codec and
-/// hands whole frames to a [`FrameHandler`]. See the [module documentation](self)
+/// hands whole frames to a [`FrameHandler`]. See the [module documentation](crate::codec::framed)
 /// for how it works and an example.
 ///
 /// `Framed` is `Clone` when the frame handler is, so it can be given to

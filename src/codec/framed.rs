@@ -14,7 +14,7 @@
 //!
 //! On each read, the adapter makes the connection's unconsumed inbound bytes
 //! contiguous ([`Conn::peek_all`], a no-op unless the inbound ring wraps), splits the
-//! connection into that view and a [`Writer`](crate::Writer) ([`Conn::split`]), and
+//! connection into that view and a [`Writer`] ([`Conn::split`]), and
 //! decodes frame after frame over the view, remembering how far it got. Each frame is
 //! a slice *of the inbound bytes themselves* — nothing is copied — and the handler can
 //! write while it holds it. After the loop, the consumed prefix is dropped in one

@@ -23,6 +23,10 @@
 //! | [`LengthFieldCodec`] | a length field somewhere in a header (Netty semantics) | interoperating with existing binary protocols |
 //! | [`FrameCodec`] | 4-byte big-endian length, then the payload | netloop-to-netloop messaging; the default choice |
 //!
+//! To serve frames rather than bytes, wrap a [`FrameHandler`] in the [`Framed`]
+//! adapter (see [`framed`]): it keeps one codec per connection, hands each decoded
+//! frame to the handler without copying it, and encodes replies with one `writev`.
+//!
 //! # Why a codec layer at all
 //!
 //! gnet v1 shipped codecs inside the engine; gnet v2 dropped them, leaving every
@@ -99,6 +103,7 @@ mod delimiter;
 mod error;
 mod fixed;
 mod frame;
+pub mod framed;
 mod length_field;
 mod line;
 mod search;
@@ -111,6 +116,7 @@ pub use delimiter::DelimiterCodec;
 pub use error::CodecError;
 pub use fixed::FixedLengthCodec;
 pub use frame::FrameCodec;
+pub use framed::{FrameConn, FrameHandler, Framed, FramedState};
 pub use length_field::{ByteOrder, LengthFieldCodec, LengthFieldCodecBuilder};
 pub use line::{LineCodec, LineEnding};
 pub use spec::CodecSpec;

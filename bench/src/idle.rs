@@ -3,7 +3,7 @@
 //! once each, then held open.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -167,8 +167,8 @@ fn connect_from(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<TcpStream> {
 
 /// Source address used for connection `i`.
 #[cfg(test)]
-fn source_of(i: usize, per_source: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(
+fn source_of(i: usize, per_source: usize) -> std::net::IpAddr {
+    std::net::IpAddr::V4(Ipv4Addr::new(
         127,
         0,
         0,

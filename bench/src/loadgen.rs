@@ -73,7 +73,10 @@ impl Pattern {
                 (x >> 24) as u8
             })
             .collect();
-        table.extend_from_within(..CHUNK);
+        // Repeat the start so any CHUNK-long slice is contiguous.
+        for i in 0..CHUNK {
+            table.push(table[i % PERIOD]);
+        }
         Self { table }
     }
 

@@ -99,7 +99,7 @@ pub fn raise_nofile() -> io::Result<u64> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 /// (nproc, CPU model name, kernel release).

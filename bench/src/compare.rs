@@ -69,7 +69,7 @@ pub fn cells(quick: bool) -> Vec<Cell> {
         },
         Cell {
             key: "rate20k-c50",
-            title: "fixed rate 20,000 msgs/s of 64 B over 50 connections (open loop)",
+            title: "20,000 msgs/s of 64 B over 50 connections (open loop)",
             size: 64,
             conns: 50,
             depth: 1,
@@ -132,6 +132,8 @@ pub struct Results {
     pub pinning: String,
     pub release: bool,
     pub elapsed: Duration,
+    /// (nproc, CPU model, kernel) as seen before pinning.
+    pub machine: (usize, String, String),
 }
 
 pub fn run(opts: CompareOptions) -> Result<()> {
@@ -139,7 +141,9 @@ pub fn run(opts: CompareOptions) -> Result<()> {
     if let Err(e) = procfs::raise_nofile() {
         eprintln!("warning: could not raise the fd limit: {e}");
     }
-    // Pin first, before any thread exists, so every later thread inherits it.
+    // Read the machine before pinning (nproc honours the affinity mask), then
+    // pin first, before any thread exists, so every later thread inherits it.
+    let machine = procfs::machine();
     let allowed = procfs::allowed_cpus();
     let (server_cpu, pinning) = if allowed.len() >= 2 {
         let (s, c) = (allowed[0], allowed[1]);
@@ -263,6 +267,7 @@ pub fn run(opts: CompareOptions) -> Result<()> {
         pinning,
         release: layout.release,
         elapsed: started.elapsed(),
+        machine,
     };
     let svg = opts.out.with_extension("svg");
     let chart_ok = match report::chart(&results, &svg) {

@@ -24,6 +24,8 @@ const CHUNK: usize = 64 * 1024;
 const DRAIN: Duration = Duration::from_secs(2);
 /// Connect timeout per connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound for opening all connections of a run.
+const CONNECT_PHASE_LIMIT: Duration = Duration::from_secs(30);
 
 /// A counted error log that remembers the first message.
 #[derive(Debug, Default, Clone)]
@@ -212,13 +214,25 @@ pub fn run_echo(cfg: &EchoConfig, observer: &dyn Fn(Edge)) -> Result<EchoReport>
     let mut errors = ErrorLog::default();
     let mut per_thread: Vec<Vec<(u64, StdStream)>> = (0..cfg.threads).map(|_| Vec::new()).collect();
     let mut connected = 0usize;
+    let mut consecutive_failures = 0;
+    let connect_deadline = Instant::now() + CONNECT_PHASE_LIMIT;
     for id in 0..cfg.conns {
+        if Instant::now() >= connect_deadline || consecutive_failures >= 20 {
+            errors.add(format!(
+                "gave up connecting after {id} attempts ({consecutive_failures} failures in a row)"
+            ));
+            break;
+        }
         match connect(cfg.addr) {
             Ok(s) => {
                 per_thread[connected % cfg.threads].push((id as u64, s));
                 connected += 1;
+                consecutive_failures = 0;
             }
-            Err(e) => errors.add(format!("connect: {e}")),
+            Err(e) => {
+                errors.add(format!("connect: {e}"));
+                consecutive_failures += 1;
+            }
         }
     }
     if connected == 0 {

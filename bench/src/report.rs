@@ -7,7 +7,6 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
 use crate::compare::{CellResult, Results};
-use crate::procfs;
 
 /// Median, min and max of a non-empty set of values.
 pub fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
@@ -88,7 +87,7 @@ fn date_utc() -> String {
 }
 
 pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
-    let (nproc, model, kernel) = procfs::machine();
+    let (nproc, model, kernel) = &r.machine;
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# netloop benchmarks\n");

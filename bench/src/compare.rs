@@ -1,6 +1,7 @@
 //! `compare`: every server, the same matrix, pinned, interleaved rounds.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ pub fn cells(quick: bool) -> Vec<Cell> {
 }
 
 /// One measurement of one cell.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Sample {
     pub msgs_per_sec: f64,
     pub p50_us: u64,
@@ -92,13 +93,13 @@ pub struct Sample {
     pub first_error: Option<String>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct CellResult {
     pub samples: Vec<Sample>,
     pub failures: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct IdleResult {
     pub rss_before: u64,
     pub rss_after: u64,
@@ -134,6 +135,16 @@ pub struct Results {
     pub elapsed: Duration,
     /// (nproc, CPU model, kernel) as seen before pinning.
     pub machine: (usize, String, String),
+}
+
+/// Shows `msg` on the progress bar; when stderr is not a terminal (CI logs),
+/// where indicatif draws nothing, prints it as a plain line instead.
+fn step(pb: &ProgressBar, msg: String) {
+    if std::io::stderr().is_terminal() {
+        pb.set_message(msg);
+    } else {
+        eprintln!("[{:>4.0}s] {msg}", pb.elapsed().as_secs_f64());
+    }
 }
 
 pub fn run(opts: CompareOptions) -> Result<()> {
@@ -180,7 +191,10 @@ pub fn run(opts: CompareOptions) -> Result<()> {
         .iter()
         .any(|s| matches!(s.as_str(), "floor" | "tokio" | "threads" | "monoio"));
     let peers_built: std::result::Result<(), String> = if needs_peers {
-        spinner.set_message("building peer servers (cargo build -p netloop-bench --bins)");
+        step(
+            &spinner,
+            "building peer servers (cargo build -p netloop-bench --bins)".into(),
+        );
         server::build_peers(&layout).map_err(|e| format!("{e:#}"))
     } else {
         Ok(())
@@ -188,7 +202,7 @@ pub fn run(opts: CompareOptions) -> Result<()> {
     let mut ready: Vec<(String, Launch)> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
     for name in &opts.servers {
-        spinner.set_message(format!("preparing {name}"));
+        step(&spinner, format!("preparing {name}"));
         match server::prepare(name, &layout, &peers_built) {
             Ok(l) => ready.push((name.clone(), l)),
             Err(e) => skipped.push((name.clone(), format!("{e:#}"))),
@@ -214,7 +228,10 @@ pub fn run(opts: CompareOptions) -> Result<()> {
         let n = ready.len();
         for k in 0..n {
             let (name, launch) = &ready[(k + round) % n];
-            pb.set_message(format!("round {}/{rounds}: starting {name}", round + 1));
+            step(
+                &pb,
+                format!("round {}/{rounds}: starting {name}", round + 1),
+            );
             let mut srv = match server::start(name, launch, server_cpu, &layout) {
                 Ok(s) => s,
                 Err(e) => {
@@ -230,11 +247,10 @@ pub fn run(opts: CompareOptions) -> Result<()> {
                 }
             };
             for cell in &cells {
-                pb.set_message(format!(
-                    "round {}/{rounds}: {name} · {}",
-                    round + 1,
-                    cell.key
-                ));
+                step(
+                    &pb,
+                    format!("round {}/{rounds}: {name} · {}", round + 1, cell.key),
+                );
                 let entry = by_cell.entry((name.clone(), cell.key)).or_default();
                 match measure(&mut srv, cell, warmup, duration, us_per_tick) {
                     Ok(s) => entry.samples.push(s),
@@ -248,7 +264,10 @@ pub fn run(opts: CompareOptions) -> Result<()> {
 
     let mut idle = BTreeMap::new();
     for (name, launch) in &ready {
-        pb.set_message(format!("idle: {name} with {} connections", opts.idle_conns));
+        step(
+            &pb,
+            format!("idle: {name} with {} connections", opts.idle_conns),
+        );
         let r = idle_test(name, launch, server_cpu, &layout, opts.idle_conns);
         idle.insert(name.clone(), r.map_err(|e| format!("{e:#}")));
         pb.inc(1);
@@ -279,8 +298,18 @@ pub fn run(opts: CompareOptions) -> Result<()> {
     };
     let md = report::markdown(&results, &opts.command, chart_ok.then_some(svg.as_path()));
     std::fs::write(&opts.out, &md)?;
+    let json_path = opts.out.with_extension("json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&report::json(&results, &opts.command))?,
+    )?;
     print!("{md}");
-    eprintln!("wrote {} and {}", opts.out.display(), svg.display());
+    eprintln!(
+        "wrote {}, {} and {}",
+        opts.out.display(),
+        svg.display(),
+        json_path.display()
+    );
     Ok(())
 }
 
@@ -353,7 +382,7 @@ fn idle_test(
         conns,
         ping: true,
         per_source: 5000,
-        deadline: Duration::from_secs(120),
+        deadline: Duration::from_secs(60),
     };
     let held = open_idle(&cfg, None);
     std::thread::sleep(Duration::from_millis(500));

@@ -252,6 +252,54 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
     md
 }
 
+/// The raw samples, for tracking figures over time.
+pub fn json(r: &Results, command: &str) -> serde_json::Value {
+    let (nproc, model, kernel) = &r.machine;
+    let cells: Vec<serde_json::Value> = r
+        .cells
+        .iter()
+        .map(|c| {
+            let per_server: serde_json::Map<String, serde_json::Value> = r
+                .servers
+                .iter()
+                .filter_map(|s| {
+                    let cr = r.by_cell.get(&(s.clone(), c.key))?;
+                    Some((s.clone(), serde_json::to_value(cr).ok()?))
+                })
+                .collect();
+            serde_json::json!({
+                "key": c.key, "title": c.title, "size": c.size, "conns": c.conns,
+                "depth": c.depth, "rate": c.rate, "results": per_server,
+            })
+        })
+        .collect();
+    let idle: serde_json::Map<String, serde_json::Value> = r
+        .idle
+        .iter()
+        .map(|(s, v)| {
+            let v = match v {
+                Ok(i) => serde_json::to_value(i).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            (s.clone(), v)
+        })
+        .collect();
+    serde_json::json!({
+        "command": command,
+        "date": date_utc(),
+        "machine": { "nproc": nproc, "cpu_model": model, "kernel": kernel },
+        "pinning": r.pinning,
+        "rounds": r.rounds,
+        "warmup_s": r.warmup.as_secs_f64(),
+        "duration_s": r.duration.as_secs_f64(),
+        "release": r.release,
+        "servers": r.servers,
+        "skipped": r.skipped.iter().map(|(n, why)| serde_json::json!({ "server": n, "reason": why })).collect::<Vec<_>>(),
+        "cells": cells,
+        "idle": idle,
+    })
+}
+
 fn list_or_none(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()

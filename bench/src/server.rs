@@ -297,9 +297,15 @@ pub fn start(
     let (tx, rx) = mpsc::channel();
     if let Some(stdout) = stdout {
         std::thread::spawn(move || {
+            // The contract is one `listening on HOST:PORT` line; tolerate a
+            // few lines of chatter before it.
             let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
+            for line in lines.by_ref().take(50) {
+                let Ok(line) = line else { break };
+                if line.contains("listening on ") {
+                    let _ = tx.send(line);
+                    break;
+                }
             }
             // Keep draining so the server never blocks on a full pipe.
             for _ in lines.by_ref() {}
@@ -307,11 +313,8 @@ pub fn start(
     }
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(line) => {
-            let addr = line
-                .trim()
-                .strip_prefix("listening on ")
-                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-                .ok_or_else(|| anyhow!("unexpected first line {line:?}"))?;
+            let addr = parse_listening(&line)
+                .ok_or_else(|| anyhow!("cannot parse an address from {line:?}"))?;
             proc.addr = addr;
             Ok(proc)
         }
@@ -328,5 +331,33 @@ pub fn start(
             }
             bail!("{state}: {why}")
         }
+    }
+}
+
+/// The address in a `listening on HOST:PORT` line (extra words after it are ignored).
+fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let token = rest.split_whitespace().next()?;
+    token.trim_end_matches([',', ';', '.']).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(parse_listening("listening on 127.0.0.1:9000"), Some(a));
+        assert_eq!(
+            parse_listening("echo: listening on 127.0.0.1:9000 (1 loop)"),
+            Some(a)
+        );
+        assert_eq!(parse_listening("listening on 127.0.0.1:9000,"), Some(a));
+        assert_eq!(
+            parse_listening("listening on [::1]:80").map(|a| a.port()),
+            Some(80)
+        );
+        assert_eq!(parse_listening("ready"), None);
     }
 }

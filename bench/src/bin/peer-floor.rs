@@ -108,7 +108,10 @@ fn accept_all(ep: i32, lfd: i32) {
                 Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
                 Some(libc::EAGAIN) => return,
                 _ => {
+                    // e.g. EMFILE: the listener stays readable, so back off
+                    // instead of spinning on it.
                     eprintln!("peer-floor: accept4: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                     return;
                 }
             }

@@ -21,7 +21,10 @@ mod imp {
 
     pub fn main() {
         let args = Args::parse();
-        let mut rt = match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().build() {
+        let mut rt = match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("peer-monoio: io_uring runtime unavailable: {e}");
@@ -46,7 +49,11 @@ mod imp {
                     let _ = stream.set_nodelay(true);
                     monoio::spawn(echo(stream));
                 }
-                Err(e) => eprintln!("peer-monoio: accept: {e}"),
+                Err(e) => {
+                    // e.g. EMFILE: back off instead of spinning.
+                    eprintln!("peer-monoio: accept: {e}");
+                    monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
         }
     }

@@ -36,7 +36,11 @@ fn run(addr: &str) -> io::Result<()> {
                     eprintln!("peer-threads: spawn: {e}");
                 }
             }
-            Err(e) => eprintln!("peer-threads: accept: {e}"),
+            Err(e) => {
+                // e.g. EMFILE: back off instead of spinning.
+                eprintln!("peer-threads: accept: {e}");
+                thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     }
     Ok(())

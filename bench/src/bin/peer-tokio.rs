@@ -61,7 +61,11 @@ async fn serve(addr: &str) -> anyhow::Result<()> {
                         }
                     });
                 }
-                Err(e) => eprintln!("peer-tokio: accept: {e}"),
+                Err(e) => {
+                    // e.g. EMFILE: back off instead of spinning.
+                    eprintln!("peer-tokio: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             },
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -102,9 +102,9 @@ struct CompareArgs {
         default_value = "netloop,floor,tokio,threads,monoio,go"
     )]
     servers: Vec<String>,
-    /// Connections for the idle-memory test.
-    #[arg(long, default_value_t = 10_000)]
-    idle_conns: usize,
+    /// Connections for the idle-memory test [default: 10000; 2000 with --quick].
+    #[arg(long)]
+    idle_conns: Option<usize>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr> {
@@ -202,7 +202,7 @@ fn main() -> Result<()> {
                 quick: a.quick,
                 out: a.out,
                 servers: a.servers,
-                idle_conns: a.idle_conns,
+                idle_conns: a.idle_conns.unwrap_or(if a.quick { 2_000 } else { 10_000 }),
                 command,
             })
         }

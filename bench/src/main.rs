@@ -1,6 +1,7 @@
 //! netloop-bench: load generator and comparison harness for netloop.
 
 mod compare;
+mod cost;
 mod idle;
 mod loadgen;
 mod procfs;
@@ -34,6 +35,8 @@ enum Cmd {
     Idle(IdleArgs),
     /// Run every server through the same matrix and write BENCHMARKS.md + an SVG chart.
     Compare(CompareArgs),
+    /// User-space instructions per echoed message under callgrind (steady, unlike timings).
+    Cost(CostArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +108,29 @@ struct CompareArgs {
     /// Connections for the idle-memory test [default: 10000; 2000 with --quick].
     #[arg(long)]
     idle_conns: Option<usize>,
+}
+
+#[derive(Args)]
+struct CostArgs {
+    /// Servers to measure, comma-separated (monoio and go do not run under valgrind).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "netloop,floor,tokio,threads"
+    )]
+    servers: Vec<String>,
+    /// Connections.
+    #[arg(short = 'c', long = "conns", default_value_t = 50)]
+    conns: usize,
+    /// Message size in bytes.
+    #[arg(short = 's', long = "size", default_value_t = 64)]
+    size: usize,
+    /// Rounds of the two runs whose difference is measured.
+    #[arg(long, value_delimiter = ',', default_value = "100,300")]
+    rounds: Vec<usize>,
+    /// Also write the markdown table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr> {
@@ -192,6 +218,22 @@ fn main() -> Result<()> {
             std::thread::sleep(hold);
             drop(held);
             Ok(())
+        }
+        Cmd::Cost(a) => {
+            let [r1, r2] = a.rounds[..] else {
+                bail!("--rounds takes two counts, e.g. 100,300");
+            };
+            cost::run(cost::CostOptions {
+                servers: a.servers,
+                conns: a.conns,
+                rounds: (r1, r2),
+                size: a.size,
+                out: a.out,
+                command: std::iter::once("netloop-bench".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
         }
         Cmd::Compare(a) => {
             let command = std::iter::once("netloop-bench".to_string())

@@ -70,7 +70,7 @@ fn errors_cell(r: &CellResult) -> String {
     out
 }
 
-fn date_utc() -> String {
+pub fn date_utc() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
         .output()

@@ -16,7 +16,7 @@ use crate::procfs;
 /// All server names, in the default order.
 pub const ALL: &[&str] = &["netloop", "floor", "tokio", "threads", "monoio", "go"];
 
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Upper bound for one `cargo build` / `go build`.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(15 * 60);

@@ -162,6 +162,6 @@ fn read_total(path: &Path) -> Result<u64> {
             l.strip_prefix("summary:")
                 .or_else(|| l.strip_prefix("totals:"))
         })
-        .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| anyhow!("no instruction total in {}", path.display()))
 }

@@ -7,7 +7,7 @@
 //! `capacity - 1`, so wrapping around costs a bitwise AND. The ring grows by
 //! swapping to a bigger pooled block when a write does not fit, and gives its
 //! block back to the pool the moment it becomes empty: an idle connection
-//! costs 24 bytes and no heap memory.
+//! costs one pointer and no heap memory.
 
 use std::fmt;
 
@@ -19,7 +19,8 @@ pub const MAX_CAPACITY: usize = 1 << 31;
 
 /// An elastic ring buffer of inbound bytes, backed by one pooled block.
 ///
-/// * Holds no heap memory while empty; `size_of::<RingBuffer>()` is 24 bytes.
+/// * Holds no heap memory while empty; `size_of::<RingBuffer>()` is one pointer
+///   (the ring's state is boxed together with its storage only while in use).
 /// * Methods that may allocate or free take the event loop's
 ///   [`BufferPool`] as an argument, so the ring need not store a reference
 ///   to it.
@@ -58,6 +59,199 @@ pub const MAX_CAPACITY: usize = 1 << 31;
 /// assert_eq!(pool.pooled_bytes(), 4096);
 /// ```
 pub struct RingBuffer {
+    inner: Option<Box<Ring>>,
+}
+
+impl RingBuffer {
+    /// Creates an empty ring. Does not allocate.
+    pub const fn new() -> Self {
+        RingBuffer { inner: None }
+    }
+
+    /// Number of buffered bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.inner.as_ref().map_or(0, |r| r.len())
+    }
+
+    /// Whether no bytes are buffered.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_none() || self.len() == 0
+    }
+
+    /// Length of the current storage block; `0` when no storage is held.
+    pub fn capacity(&self) -> usize {
+        self.inner.as_ref().map_or(0, |r| r.capacity())
+    }
+
+    /// The buffered bytes in order, as two slices: the second is empty unless
+    /// the data wraps around the end of the storage block. Zero-copy.
+    pub fn as_slices(&self) -> (&[u8], &[u8]) {
+        match &self.inner {
+            Some(r) => r.as_slices(),
+            None => (&[], &[]),
+        }
+    }
+
+    /// Appends `data`, growing the storage if needed (a block of the next
+    /// sufficient power of two from `pool`; the old block goes back).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the buffered length would exceed [`MAX_CAPACITY`].
+    pub fn push(&mut self, data: &[u8], pool: &mut BufferPool) {
+        if !data.is_empty() {
+            self.state().push(data, pool);
+        }
+    }
+
+    /// Discards the first `n` bytes. `n` is clamped to [`len`](Self::len),
+    /// so consuming more than is buffered simply empties the ring. When the
+    /// ring becomes empty its storage is given back to `pool`.
+    pub fn consume(&mut self, n: usize, pool: &mut BufferPool) {
+        if let Some(r) = self.inner.as_mut() {
+            r.consume(n, pool);
+        }
+        self.tidy();
+    }
+
+    /// Copies buffered bytes starting at `offset` into `dst` without
+    /// consuming them; returns how many were copied.
+    pub fn copy_to(&self, offset: usize, dst: &mut [u8]) -> usize {
+        self.inner.as_ref().map_or(0, |r| r.copy_to(offset, dst))
+    }
+
+    /// Copies bytes into `dst` and consumes them; returns how many.
+    pub fn read_to(&mut self, dst: &mut [u8], pool: &mut BufferPool) -> usize {
+        let n = self.inner.as_mut().map_or(0, |r| r.read_to(dst, pool));
+        self.tidy();
+        n
+    }
+
+    /// Rotates the buffered bytes in place so they form one slice, and
+    /// returns it. Never allocates.
+    pub fn make_contiguous(&mut self) -> &[u8] {
+        match self.inner.as_mut() {
+            Some(r) => r.make_contiguous(),
+            None => &[],
+        }
+    }
+
+    /// Returns at least `min` bytes of contiguous free space right after the
+    /// buffered bytes, growing (or sliding the data) as needed; its contents
+    /// are unspecified. With `min == 0` and no storage, the slice is empty and
+    /// nothing is allocated.
+    ///
+    /// Storage taken here stays with the ring even if nothing is committed:
+    /// if the ring is still empty afterwards, call [`release`](Self::release)
+    /// — or use [`fill_with`](Self::fill_with), which does that for you.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `len + min` exceeds [`MAX_CAPACITY`].
+    pub fn reserve_write(&mut self, min: usize, pool: &mut BufferPool) -> &mut [u8] {
+        if min == 0 && self.inner.is_none() {
+            return &mut [];
+        }
+        self.state().reserve_write(min, pool)
+    }
+
+    /// Marks `n` bytes written into the slice last returned by
+    /// [`reserve_write`](Self::reserve_write) as buffered data.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is larger than the reserved slice.
+    pub fn commit(&mut self, n: usize) {
+        match self.inner.as_mut() {
+            Some(r) => r.commit(n),
+            None => assert!(
+                n == 0,
+                "RingBuffer::commit({n}) exceeds the 0 reserved bytes"
+            ),
+        }
+    }
+
+    /// Reserves at least `min` bytes of contiguous free space, lets `fill`
+    /// write into it, and commits the number of bytes it reports. If `fill`
+    /// fails or writes nothing while the ring is empty, the storage goes
+    /// straight back to `pool`. Returns `fill`'s result.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use netloop::buffer::{BufferPool, RingBuffer};
+    ///
+    /// let mut pool = BufferPool::default();
+    /// let mut ring = RingBuffer::new();
+    /// let mut socket: &[u8] = b"GET / HTTP/1.1\r\n";
+    /// let n = ring.fill_with(4096, &mut pool, |buf| socket.read(buf)).unwrap();
+    /// assert_eq!(n, 16);
+    /// assert_eq!(ring.len(), 16);
+    /// ring.release(&mut pool);
+    /// // End of stream: nothing committed, and no storage is kept.
+    /// assert_eq!(ring.fill_with(4096, &mut pool, |buf| socket.read(buf)).unwrap(), 0);
+    /// assert_eq!(ring.capacity(), 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if `fill` reports more bytes than the slice it was given, or
+    /// as [`reserve_write`](Self::reserve_write) does.
+    pub fn fill_with<E>(
+        &mut self,
+        min: usize,
+        pool: &mut BufferPool,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let result = fill(self.reserve_write(min, pool));
+        if let Ok(n) = result {
+            self.commit(n);
+        }
+        if self.is_empty() {
+            self.release(pool);
+        }
+        result
+    }
+
+    /// Discards all buffered bytes and gives the storage back to `pool`.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        if let Some(mut r) = self.inner.take() {
+            r.release(pool);
+        }
+    }
+
+    fn state(&mut self) -> &mut Ring {
+        self.inner.get_or_insert_with(|| Box::new(Ring::new()))
+    }
+
+    /// Drops the boxed state once its storage is gone.
+    fn tidy(&mut self) {
+        if self.inner.as_ref().is_some_and(|r| r.capacity() == 0) {
+            self.inner = None;
+        }
+    }
+}
+
+impl Default for RingBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RingBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (head, len) = self.inner.as_ref().map_or((0, 0), |r| (r.head, r.len));
+        f.debug_struct("RingBuffer")
+            .field("len", &len)
+            .field("head", &head)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// The ring proper; [`RingBuffer`] boxes it so an idle connection pays one pointer.
+struct Ring {
     /// Storage; `None` exactly when nothing is allocated. Its length is a
     /// power of two no larger than `MAX_CAPACITY`.
     buf: Option<Box<[u8]>>,
@@ -67,10 +261,10 @@ pub struct RingBuffer {
     len: u32,
 }
 
-impl RingBuffer {
+impl Ring {
     /// Creates an empty ring. Does not allocate.
-    pub const fn new() -> Self {
-        RingBuffer {
+    const fn new() -> Self {
+        Ring {
             buf: None,
             head: 0,
             len: 0,
@@ -78,23 +272,18 @@ impl RingBuffer {
     }
 
     /// Number of buffered bytes.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len as usize
     }
 
-    /// Whether no bytes are buffered.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Length of the current storage block; `0` when no storage is held.
-    pub fn capacity(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.buf.as_ref().map_or(0, |b| b.len())
     }
 
     /// The buffered bytes in order, as two slices: the second is empty unless
     /// the data wraps around the end of the storage block. Zero-copy.
-    pub fn as_slices(&self) -> (&[u8], &[u8]) {
+    fn as_slices(&self) -> (&[u8], &[u8]) {
         let Some(buf) = self.buf.as_deref() else {
             return (&[], &[]);
         };
@@ -115,7 +304,7 @@ impl RingBuffer {
     /// # Panics
     ///
     /// Panics if the buffered length would exceed [`MAX_CAPACITY`].
-    pub fn push(&mut self, data: &[u8], pool: &mut BufferPool) {
+    fn push(&mut self, data: &[u8], pool: &mut BufferPool) {
         if data.is_empty() {
             return;
         }
@@ -132,7 +321,7 @@ impl RingBuffer {
     /// Discards the first `n` bytes. `n` is clamped to [`len`](Self::len),
     /// so consuming more than is buffered simply empties the ring. When the
     /// ring becomes empty its storage is given back to `pool`.
-    pub fn consume(&mut self, n: usize, pool: &mut BufferPool) {
+    fn consume(&mut self, n: usize, pool: &mut BufferPool) {
         let n = n.min(self.len());
         if n == self.len() {
             self.release(pool);
@@ -146,7 +335,7 @@ impl RingBuffer {
     /// Copies buffered bytes starting `offset` bytes from the front into
     /// `dst`, without consuming them. Returns the number of bytes copied:
     /// `min(dst.len(), len - offset)`, or `0` if `offset >= len`.
-    pub fn copy_to(&self, offset: usize, dst: &mut [u8]) -> usize {
+    fn copy_to(&self, offset: usize, dst: &mut [u8]) -> usize {
         let (a, b) = self.as_slices();
         let mut copied = 0;
         let mut offset = offset;
@@ -166,7 +355,7 @@ impl RingBuffer {
 
     /// Copies up to `dst.len()` bytes from the front into `dst` and consumes
     /// them. Returns the number of bytes read.
-    pub fn read_to(&mut self, dst: &mut [u8], pool: &mut BufferPool) -> usize {
+    fn read_to(&mut self, dst: &mut [u8], pool: &mut BufferPool) -> usize {
         let n = self.copy_to(0, dst);
         self.consume(n, pool);
         n
@@ -179,7 +368,7 @@ impl RingBuffer {
     /// Cost is at most one pass over the buffered bytes when the free gap is
     /// at least as large as one of the two wrapped parts; otherwise an
     /// in-place rotation of the whole block.
-    pub fn make_contiguous(&mut self) -> &[u8] {
+    fn make_contiguous(&mut self) -> &[u8] {
         let (head, len) = (self.head as usize, self.len as usize);
         let Some(buf) = self.buf.as_deref_mut() else {
             return &[];
@@ -234,7 +423,7 @@ impl RingBuffer {
     /// # Panics
     ///
     /// Panics if `len + min` exceeds [`MAX_CAPACITY`].
-    pub fn reserve_write(&mut self, min: usize, pool: &mut BufferPool) -> &mut [u8] {
+    fn reserve_write(&mut self, min: usize, pool: &mut BufferPool) -> &mut [u8] {
         self.grow_to(self.len() + min, pool);
         let (head, len) = (self.head as usize, self.len as usize);
         let Some(buf) = self.buf.as_deref_mut() else {
@@ -259,7 +448,7 @@ impl RingBuffer {
     ///
     /// Panics if `n` is larger than the contiguous free space after the
     /// buffered bytes (i.e. longer than the reserved slice).
-    pub fn commit(&mut self, n: usize) {
+    fn commit(&mut self, n: usize) {
         let cap = self.capacity();
         let (start, stop) = free_range(self.head as usize, self.len(), cap);
         assert!(
@@ -270,51 +459,8 @@ impl RingBuffer {
         self.len += n as u32;
     }
 
-    /// Reserves at least `min` bytes of contiguous free space, lets `fill`
-    /// write into it, and commits the number of bytes it reports.
-    ///
-    /// This is the safe way to read a socket into the ring: if `fill` fails
-    /// or writes nothing while the ring is empty, the storage goes straight
-    /// back to `pool`. Returns `fill`'s result.
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use netloop::buffer::{BufferPool, RingBuffer};
-    ///
-    /// let mut pool = BufferPool::default();
-    /// let mut ring = RingBuffer::new();
-    /// let mut socket: &[u8] = b"GET / HTTP/1.1\r\n";
-    /// let n = ring.fill_with(4096, &mut pool, |buf| socket.read(buf)).unwrap();
-    /// assert_eq!(n, 16);
-    /// assert_eq!(ring.len(), 16);
-    /// // End of stream: nothing committed, and no storage is kept.
-    /// ring.release(&mut pool);
-    /// assert_eq!(ring.fill_with(4096, &mut pool, |buf| socket.read(buf)).unwrap(), 0);
-    /// assert_eq!(ring.capacity(), 0);
-    /// ```
-    ///
-    /// # Panics
-    ///
-    /// Panics if `fill` reports more bytes than the slice it was given, or
-    /// as [`reserve_write`](Self::reserve_write) does.
-    pub fn fill_with<E>(
-        &mut self,
-        min: usize,
-        pool: &mut BufferPool,
-        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
-    ) -> Result<usize, E> {
-        let result = fill(self.reserve_write(min, pool));
-        if let Ok(n) = result {
-            self.commit(n);
-        }
-        if self.is_empty() {
-            self.release(pool);
-        }
-        result
-    }
-
     /// Discards all buffered bytes and gives the storage back to `pool`.
-    pub fn release(&mut self, pool: &mut BufferPool) {
+    fn release(&mut self, pool: &mut BufferPool) {
         if let Some(buf) = self.buf.take() {
             pool.give(buf);
         }
@@ -355,22 +501,6 @@ fn free_range(head: usize, len: usize, cap: usize) -> (usize, usize) {
     }
 }
 
-impl Default for RingBuffer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for RingBuffer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RingBuffer")
-            .field("len", &self.len)
-            .field("head", &self.head)
-            .field("capacity", &self.capacity())
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +528,7 @@ mod tests {
 
     #[test]
     fn is_small_and_unallocated_when_new() {
-        assert!(std::mem::size_of::<RingBuffer>() <= 24);
+        assert!(std::mem::size_of::<RingBuffer>() <= 8);
         let ring = RingBuffer::new();
         assert_eq!(ring.capacity(), 0);
         assert!(ring.is_empty());

@@ -98,7 +98,9 @@
 //! | buffers | [`buffer`] | the elastic inbound ring, the outbound block list, the per-loop pool |
 //! | codecs | [`codec`] | framing on top of a connection's bytes |
 //! | protocols | [`protocol`] | transport-free HTTP/1.1 and RESP2 state machines |
-//! | addresses | [`Addr`], [`ToAddr`] | `tcp://`, `tcp4://`, `tcp6://` and `unix://` addresses |
+//! | datagrams | [`udp`] | UDP and Unix datagram servers: `recvmmsg`/`sendmmsg` batches on their own loops |
+//! | clients | [`Client`], [`EngineHandle::dial`], [`DialOptions`] | outgoing TCP/Unix connections served like accepted ones |
+//! | addresses | [`Addr`], [`ToAddr`] | `tcp://`, `tcp4://`, `tcp6://`, `unix://`, `udp://`, `udp4://`, `udp6://`, `unixgram://` |
 //!
 //! # Configuration
 //!
@@ -125,6 +127,7 @@ mod poller;
 pub mod protocol;
 mod sys;
 mod task_queue;
+pub mod udp;
 mod worker_pool;
 
 pub use addr::{Addr, ToAddr};

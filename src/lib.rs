@@ -113,8 +113,10 @@
 mod acceptor;
 pub mod addr;
 pub mod buffer;
+mod client;
 pub mod codec;
 mod connection;
+pub mod dialer;
 mod engine;
 mod error;
 mod event_loop;
@@ -131,7 +133,9 @@ pub mod udp;
 mod worker_pool;
 
 pub use addr::{Addr, ToAddr};
+pub use client::Client;
 pub use connection::{Conn, Writer};
+pub use dialer::{DialCallback, DialOptions};
 pub use engine::{serve, Engine, EngineBuilder, EngineHandle};
 pub use error::{Error, Result};
 pub use handle::{ConnHandle, WriteCallback};

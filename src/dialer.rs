@@ -129,8 +129,8 @@ impl Completion {
 
 impl Dial {
     /// Fails the dial; the socket closes.
-    pub(crate) fn fail(self: Box<Self>, e: Error) {
-        let Dial { fd, done, .. } = *self;
+    pub(crate) fn fail(self, e: Error) {
+        let Dial { fd, done, .. } = self;
         drop(fd);
         done.complete(Err(e));
     }

@@ -712,7 +712,7 @@ impl<H: EventHandler> EventLoop<H> {
             return dial.fail(Error::EngineStopped);
         }
         if !dial.connecting {
-            return self.finish_dial(dial);
+            return self.finish_dial(*dial);
         }
         if let Err((dial, e)) = self.dials.start(dial, &self.poller) {
             let err = dial.connect_error(e);
@@ -723,7 +723,7 @@ impl<H: EventHandler> EventLoop<H> {
     fn on_dial_ready(&mut self, token: u64) {
         if let Some((dial, res)) = self.dials.ready(token, &self.poller) {
             match res {
-                Ok(()) => self.finish_dial(dial),
+                Ok(()) => self.finish_dial(*dial),
                 Err(e) => {
                     let err = dial.connect_error(e);
                     dial.fail(err);
@@ -751,14 +751,14 @@ impl<H: EventHandler> EventLoop<H> {
 
     /// A connected socket becomes an ordinary connection: `on_open`, then the
     /// dial's callback with its handle.
-    fn finish_dial(&mut self, dial: Box<crate::dialer::Dial>) {
+    fn finish_dial(&mut self, dial: crate::dialer::Dial) {
         let crate::dialer::Dial {
             fd,
             is_tcp,
             state,
             done,
             ..
-        } = *dial;
+        } = dial;
         let state = match state.map(|s| s.downcast::<H::State>()) {
             None => None,
             Some(Ok(s)) => Some(*s),

@@ -43,7 +43,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Completion of a dial or adopt: the new connection's handle, or why there is none.
@@ -69,7 +69,7 @@ impl std::fmt::Debug for DialOptions {
 }
 
 impl DialOptions {
-    /// No timeout, the least-loaded loop, default state.
+    /// No timeout, the next loop round-robin, default state.
     pub fn new() -> DialOptions {
         DialOptions::default()
     }
@@ -81,8 +81,7 @@ impl DialOptions {
         self
     }
     /// Serves the connection on loop `index` (modulo the loop count); for example
-    /// the caller's own loop, from a handler. Default: the loop with the fewest
-    /// connections.
+    /// the caller's own loop, from a handler. Default: round-robin over the loops.
     pub fn on_loop(mut self, index: usize) -> Self {
         self.loop_index = Some(index);
         self
@@ -285,6 +284,9 @@ impl Dials {
     }
 }
 
+/// Round-robin cursor for dials that name no loop.
+static NEXT_LOOP: AtomicUsize = AtomicUsize::new(0);
+
 /// Starts a non-blocking connect to `addr`.
 fn connect(addr: &Addr) -> io::Result<(OwnedFd, bool, bool)> {
     let (sock, target, is_tcp) = match addr {
@@ -422,13 +424,10 @@ impl EngineHandle {
         if loops.is_empty() || self.is_stopping() {
             return dial.fail(Error::EngineStopped);
         }
-        let target = match loop_index {
-            Some(i) => &loops[i % loops.len()],
-            None => loops
-                .iter()
-                .min_by_key(|l| l.connections.load(Ordering::Relaxed))
-                .expect("at least one loop"),
-        };
+        // Round-robin by default: a burst of dials is spread at once (connection
+        // counts only rise when each connect completes, too late to balance on).
+        let i = loop_index.unwrap_or_else(|| NEXT_LOOP.fetch_add(1, Ordering::Relaxed));
+        let target = &loops[i % loops.len()];
         if let Err(task) = target.queue.push(Task::Connect(dial), false) {
             task.fail(|| Error::EngineStopped);
         }

@@ -81,9 +81,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! More in `examples/`: `echo` (every mode and balancer), `broadcast` (pushing to
-//! all connections from another thread) and `worker_pool` (blocking work off the
-//! loop, replies kept in request order).
+//! More in `examples/`: `echo` (every mode and balancer; also UDP and Unix
+//! datagrams), `broadcast` (pushing to all connections from another thread),
+//! `worker_pool` (blocking work off the loop, replies kept in request order),
+//! `client` (many dialed connections measuring round trips), `proxy` (accepting
+//! and dialing on the same loops) and `pool` (persistent upstream connections).
 //!
 //! # Module map
 //!

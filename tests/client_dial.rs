@@ -114,6 +114,23 @@ fn dial_unix_and_pick_the_loop() {
 }
 
 #[test]
+fn dials_without_a_loop_are_spread_round_robin() {
+    let server = echo_server();
+    let p = Probe::default();
+    let c = client(&p);
+    let loops: Vec<usize> = (0..8)
+        .map(|_| {
+            c.dial_blocking(server.local_addr(), timeout())
+                .unwrap()
+                .loop_index()
+        })
+        .collect();
+    assert!(loops.contains(&0) && loops.contains(&1), "{loops:?}");
+    c.stop();
+    server.stop();
+}
+
+#[test]
 fn a_server_engine_dials_too() {
     // The accepting engine itself dials (as a proxy does): client connections are
     // ordinary slab connections on its loops.

@@ -1,4 +1,5 @@
-//! Listening addresses: `tcp://`, `tcp4://`, `tcp6://` and `unix://` URLs, or typed.
+//! Addresses: `tcp://`, `tcp4://`, `tcp6://`, `unix://`, `udp://`, `udp4://`,
+//! `udp6://` and `unixgram://` URLs, or typed.
 
 use crate::error::Error;
 use std::fmt;
@@ -10,7 +11,9 @@ use std::str::FromStr;
 ///
 /// Parse one from a string: `"127.0.0.1:9000"` and `"tcp://127.0.0.1:9000"` are TCP
 /// (any family), `"tcp4://localhost:9000"` and `"tcp6://[::1]:9000"` pick a family,
-/// `"unix:///tmp/echo.sock"` is a Unix stream socket.
+/// `"unix:///tmp/echo.sock"` is a Unix stream socket. Datagram addresses,
+/// served by [`UdpEngine`](crate::udp::UdpEngine), are `"udp://127.0.0.1:9000"`
+/// (`udp4://`, `udp6://` pick a family) and `"unixgram:///tmp/echo.sock"`.
 ///
 /// ```
 /// use netloop::Addr;
@@ -24,6 +27,10 @@ pub enum Addr {
     Tcp(SocketAddr),
     /// A Unix stream socket path.
     Unix(PathBuf),
+    /// A UDP address.
+    Udp(SocketAddr),
+    /// A Unix datagram socket path.
+    Unixgram(PathBuf),
 }
 
 impl Addr {
@@ -31,8 +38,21 @@ impl Addr {
     pub fn as_tcp(&self) -> Option<SocketAddr> {
         match self {
             Addr::Tcp(a) => Some(*a),
-            Addr::Unix(_) => None,
+            _ => None,
         }
+    }
+
+    /// The UDP address, if this is one.
+    pub fn as_udp(&self) -> Option<SocketAddr> {
+        match self {
+            Addr::Udp(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// Is this a datagram address (`udp*://` or `unixgram://`)?
+    pub fn is_datagram(&self) -> bool {
+        matches!(self, Addr::Udp(_) | Addr::Unixgram(_))
     }
 }
 
@@ -47,6 +67,8 @@ impl fmt::Display for Addr {
         match self {
             Addr::Tcp(a) => write!(f, "tcp://{a}"),
             Addr::Unix(p) => write!(f, "unix://{}", p.display()),
+            Addr::Udp(a) => write!(f, "udp://{a}"),
+            Addr::Unixgram(p) => write!(f, "unixgram://{}", p.display()),
         }
     }
 }
@@ -91,14 +113,19 @@ impl FromStr for Addr {
             "tcp" => resolve(s, rest, Family::Any).map(Addr::Tcp),
             "tcp4" => resolve(s, rest, Family::V4).map(Addr::Tcp),
             "tcp6" => resolve(s, rest, Family::V6).map(Addr::Tcp),
-            "unix" => {
+            "udp" => resolve(s, rest, Family::Any).map(Addr::Udp),
+            "udp4" => resolve(s, rest, Family::V4).map(Addr::Udp),
+            "udp6" => resolve(s, rest, Family::V6).map(Addr::Udp),
+            "unix" | "unixgram" => {
                 if rest.is_empty() {
                     Err(Error::InvalidAddress {
                         addr: s.into(),
                         reason: "empty socket path".into(),
                     })
-                } else {
+                } else if scheme == "unix" {
                     Ok(Addr::Unix(PathBuf::from(rest)))
+                } else {
+                    Ok(Addr::Unixgram(PathBuf::from(rest)))
                 }
             }
             _ => Err(Error::UnsupportedScheme {
@@ -166,6 +193,31 @@ mod tests {
             "unix:///tmp/x.sock".parse::<Addr>().unwrap(),
             Addr::Unix("/tmp/x.sock".into())
         );
+    }
+
+    #[test]
+    fn parses_datagram_schemes() {
+        let a: Addr = "udp://127.0.0.1:53".parse().unwrap();
+        assert_eq!(a, Addr::Udp("127.0.0.1:53".parse().unwrap()));
+        assert_eq!(a.to_string(), "udp://127.0.0.1:53");
+        assert!(a.is_datagram() && a.as_tcp().is_none());
+        assert!("udp4://localhost:53"
+            .parse::<Addr>()
+            .unwrap()
+            .as_udp()
+            .unwrap()
+            .is_ipv4());
+        assert!("udp6://[::1]:53"
+            .parse::<Addr>()
+            .unwrap()
+            .as_udp()
+            .unwrap()
+            .is_ipv6());
+        assert!("udp4://[::1]:53".parse::<Addr>().is_err());
+        let g: Addr = "unixgram:///tmp/x.sock".parse().unwrap();
+        assert_eq!(g, Addr::Unixgram("/tmp/x.sock".into()));
+        assert_eq!(g.to_string(), "unixgram:///tmp/x.sock");
+        assert!("unixgram://".parse::<Addr>().is_err());
     }
 
     #[test]

@@ -120,6 +120,11 @@ impl EngineHandle {
     pub fn loop_count(&self) -> usize {
         self.shared.loops.len()
     }
+
+    /// The loops' shared parts (task queues, counters), for the dialer.
+    pub(crate) fn loop_shared(&self) -> &[Arc<LoopShared>] {
+        &self.shared.loops
+    }
 }
 
 /// A running engine. Dropping it stops it (see [`EngineHandle::stop`]).
@@ -145,6 +150,7 @@ impl Engine {
             opts: Options::default(),
             addrs: Vec::new(),
             err: None,
+            client: false,
         }
     }
 
@@ -222,6 +228,8 @@ pub struct EngineBuilder {
     opts: Options,
     addrs: Vec<Addr>,
     err: Option<Error>,
+    /// Started as a [`Client`](crate::Client): no listening address needed.
+    pub(crate) client: bool,
 }
 
 impl EngineBuilder {
@@ -289,7 +297,7 @@ impl EngineBuilder {
         }
         let opts = Arc::new(self.opts);
         opts.validate()?;
-        if self.addrs.is_empty() {
+        if self.addrs.is_empty() && !self.client {
             return Err(Error::Config("no listening address given".into()));
         }
         let n = opts.loop_count();

@@ -15,7 +15,7 @@ pub enum Error {
         reason: String,
     },
     /// The address names a scheme netloop does not serve (yet).
-    #[error("unsupported scheme {scheme:?} in {addr:?} (expected tcp, tcp4, tcp6 or unix)")]
+    #[error("unsupported scheme {scheme:?} in {addr:?} (expected tcp, tcp4, tcp6, unix, udp, udp4, udp6 or unixgram)")]
     UnsupportedScheme {
         /// The scheme found.
         scheme: String,
@@ -37,6 +37,23 @@ pub enum Error {
     /// The worker pool's queue is full; the job was not accepted.
     #[error("worker pool queue is full")]
     PoolFull,
+    /// An outgoing connection could not be established.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// The address dialed.
+        addr: String,
+        /// Why it failed (`ConnectionRefused`, unreachable, …).
+        #[source]
+        source: io::Error,
+    },
+    /// An outgoing connection did not complete within its timeout.
+    #[error("connecting to {addr}: timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// The address dialed.
+        addr: String,
+        /// The timeout that expired.
+        timeout: std::time::Duration,
+    },
 }
 
 /// netloop's result type.

@@ -117,6 +117,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     et_pending: Vec<u64>,
     next_tick: Option<Instant>,
     stopping: bool,
+    /// Outgoing connects in progress (see `crate::dialer`).
+    dials: crate::dialer::Dials,
 }
 
 impl<H: EventHandler> EventLoop<H> {
@@ -160,6 +162,7 @@ impl<H: EventHandler> EventLoop<H> {
             et_pending: Vec::new(),
             next_tick: None,
             stopping: false,
+            dials: Default::default(),
         };
         lp.boot();
         lp.main_loop();
@@ -241,6 +244,7 @@ impl<H: EventHandler> EventLoop<H> {
                     t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
                         self.accept((LISTENER_TOKEN - t) as usize)
                     }
+                    t if crate::dialer::is_dial_token(t) => self.on_dial_ready(t),
                     t => {
                         let (index, gen) = (t as u32, (t >> 32) as u32);
                         if !self.is_live(index, gen) {
@@ -270,11 +274,15 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn next_deadline(&self) -> Option<Instant> {
         let listeners = self.listeners.iter().filter_map(|l| l.paused_until);
-        listeners.chain(self.next_tick).min()
+        listeners
+            .chain(self.next_tick)
+            .chain(self.dials.next_deadline())
+            .min()
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
+        self.expire_dials(now);
         for l in &mut self.listeners {
             l.maybe_resume(now, &self.poller);
         }
@@ -317,7 +325,7 @@ impl<H: EventHandler> EventLoop<H> {
                     let is_tcp = l.sock.is_tcp();
                     listener::configure(&fd, is_tcp, &self.opts);
                     self.shared.connections.fetch_add(1, Ordering::Relaxed);
-                    self.open(fd);
+                    self.open(fd, None);
                 }
                 Accepted::Done => return,
             }
@@ -325,7 +333,8 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     /// Starts serving an accepted socket. The connection count was already raised.
-    fn open(&mut self, fd: OwnedFd) {
+    /// Returns the new connection's slot index and generation.
+    fn open(&mut self, fd: OwnedFd, state: Option<H::State>) -> Option<(u32, u32)> {
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.slots.len() < MAX_SLOTS => {
@@ -335,12 +344,15 @@ impl<H: EventHandler> EventLoop<H> {
             None => {
                 tracing::error!("connection slab is full; dropping connection");
                 self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                return;
+                return None;
             }
         };
         let slot = &mut self.slots[index as usize];
         let gen = slot.gen;
-        let inner = ConnInner::new(fd);
+        let mut inner = ConnInner::new(fd);
+        if let Some(s) = state {
+            inner.state = s;
+        }
         if let Err(e) = self.poller.add(
             inner.raw_fd(),
             token(index, gen),
@@ -350,10 +362,11 @@ impl<H: EventHandler> EventLoop<H> {
             tracing::error!(error = %e, "could not register connection; dropping it");
             self.free.push(index);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         slot.conn = Some(inner);
         self.callback(index, gen, None, |h, c| h.on_open(c));
+        Some((index, gen))
     }
 
     // ----- handler callbacks -----
@@ -629,10 +642,11 @@ impl<H: EventHandler> EventLoop<H> {
                     drop(fd);
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
-                    self.open(fd);
+                    self.open(fd, None);
                 }
             }
             Task::Stop => self.stopping = true,
+            Task::Connect(dial) => self.start_dial(dial),
         }
     }
 
@@ -692,6 +706,7 @@ impl<H: EventHandler> EventLoop<H> {
                 other => other.fail(|| Error::EngineStopped),
             }
         }
+        self.fail_dials();
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 // One last non-blocking attempt to send what is queued.
@@ -708,5 +723,85 @@ impl<H: EventHandler> EventLoop<H> {
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&info))) {
             tracing::error!(panic = panic_message(&*p), "on_shutdown panicked");
         }
+    }
+
+    // ----- outgoing connections (see `crate::dialer`) -----
+
+    /// A dial or adopt task: connected sockets open at once, connecting ones wait
+    /// for writability.
+    fn start_dial(&mut self, dial: Box<crate::dialer::Dial>) {
+        if self.stopping {
+            return dial.fail(Error::EngineStopped);
+        }
+        if !dial.connecting {
+            return self.finish_dial(*dial);
+        }
+        if let Err((dial, e)) = self.dials.start(dial, &self.poller) {
+            let err = dial.connect_error(e);
+            dial.fail(err);
+        }
+    }
+
+    fn on_dial_ready(&mut self, token: u64) {
+        if let Some((dial, res)) = self.dials.ready(token, &self.poller) {
+            match res {
+                Ok(()) => self.finish_dial(*dial),
+                Err(e) => {
+                    let err = dial.connect_error(e);
+                    dial.fail(err);
+                }
+            }
+        }
+    }
+
+    fn expire_dials(&mut self, now: Instant) {
+        if self.dials.len() > 0 {
+            self.dials.expire(now, &self.poller, |dial| {
+                let err = Error::ConnectTimeout {
+                    addr: dial.done.addr.clone(),
+                    timeout: dial.timeout.unwrap_or_default(),
+                };
+                dial.fail(err);
+            });
+        }
+    }
+
+    fn fail_dials(&mut self) {
+        self.dials
+            .drain(&self.poller, |dial| dial.fail(Error::EngineStopped));
+    }
+
+    /// A connected socket becomes an ordinary connection: `on_open`, then the
+    /// dial's callback with its handle.
+    fn finish_dial(&mut self, dial: crate::dialer::Dial) {
+        let crate::dialer::Dial {
+            fd,
+            is_tcp,
+            state,
+            done,
+            ..
+        } = dial;
+        let state = match state.map(|s| s.downcast::<H::State>()) {
+            None => None,
+            Some(Ok(s)) => Some(*s),
+            Some(Err(_)) => {
+                return done.complete(Err(Error::Config(
+                    "DialOptions::state is not of the handler's State type".into(),
+                )))
+            }
+        };
+        listener::configure(&fd, is_tcp, &self.opts);
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        let res = match self.open(fd, state) {
+            Some((index, gen)) => Ok(crate::ConnHandle {
+                shared: self.shared.clone(),
+                index,
+                gen,
+            }),
+            None => Err(Error::Io(io::Error::other(
+                "could not register the connection with the poller",
+            ))),
+        };
+        done.complete(res);
     }
 }

@@ -81,9 +81,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! More in `examples/`: `echo` (every mode and balancer), `broadcast` (pushing to
-//! all connections from another thread) and `worker_pool` (blocking work off the
-//! loop, replies kept in request order).
+//! More in `examples/`: `echo` (every mode and balancer; also UDP and Unix
+//! datagrams), `broadcast` (pushing to all connections from another thread),
+//! `worker_pool` (blocking work off the loop, replies kept in request order),
+//! `client` (many dialed connections measuring round trips), `proxy` (accepting
+//! and dialing on the same loops) and `pool` (persistent upstream connections).
 //!
 //! # Module map
 //!
@@ -98,7 +100,9 @@
 //! | buffers | [`buffer`] | the elastic inbound ring, the outbound block list, the per-loop pool |
 //! | codecs | [`codec`] | framing on top of a connection's bytes |
 //! | protocols | [`protocol`] | transport-free HTTP/1.1 and RESP2 state machines |
-//! | addresses | [`Addr`], [`ToAddr`] | `tcp://`, `tcp4://`, `tcp6://` and `unix://` addresses |
+//! | datagrams | [`udp`] | UDP and Unix datagram servers: `recvmmsg`/`sendmmsg` batches on their own loops |
+//! | clients | [`Client`], [`EngineHandle::dial`], [`DialOptions`] | outgoing TCP/Unix connections served like accepted ones |
+//! | addresses | [`Addr`], [`ToAddr`] | `tcp://`, `tcp4://`, `tcp6://`, `unix://`, `udp://`, `udp4://`, `udp6://`, `unixgram://` |
 //!
 //! # Configuration
 //!
@@ -111,8 +115,10 @@
 mod acceptor;
 pub mod addr;
 pub mod buffer;
+mod client;
 pub mod codec;
 mod connection;
+pub mod dialer;
 mod engine;
 mod error;
 mod event_loop;
@@ -125,10 +131,13 @@ mod poller;
 pub mod protocol;
 mod sys;
 mod task_queue;
+pub mod udp;
 mod worker_pool;
 
 pub use addr::{Addr, ToAddr};
+pub use client::Client;
 pub use connection::{Conn, Writer};
+pub use dialer::{DialCallback, DialOptions};
 pub use engine::{serve, Engine, EngineBuilder, EngineHandle};
 pub use error::{Error, Result};
 pub use handle::{ConnHandle, WriteCallback};

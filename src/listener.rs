@@ -102,6 +102,9 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
                 unlink: Some(path.clone()),
             })
         }
+        Addr::Udp(_) | Addr::Unixgram(_) => Err(Error::Config(format!(
+            "{addr} is a datagram address: serve it with netloop::udp::UdpEngine"
+        ))),
     }
 }
 

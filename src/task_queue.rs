@@ -49,6 +49,8 @@ pub(crate) enum Task {
     Adopt { fd: OwnedFd },
     /// Stop the loop.
     Stop,
+    /// Finish connecting (or adopt) an outgoing connection and serve it.
+    Connect(Box<crate::dialer::Dial>),
 }
 
 impl Task {
@@ -58,6 +60,7 @@ impl Task {
             Task::Write { cb: Some(cb), .. } | Task::Writev { cb: Some(cb), .. } => {
                 crate::handle::run_callback(cb, Err(err()))
             }
+            Task::Connect(dial) => dial.fail(err()),
             _ => {}
         }
     }

@@ -58,3 +58,23 @@ pub fn stop_on_signals(handle: EngineHandle) {
         }
     });
 }
+
+/// Runs `f` on the first SIGINT/SIGTERM (for engines other than the stream
+/// [`netloop::Engine`]); a second signal exits at once.
+pub fn on_signal(f: impl FnOnce() + Send + 'static) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");
+    std::thread::spawn(move || {
+        let mut f = Some(f);
+        for sig in signals.forever() {
+            match f.take() {
+                Some(f) => {
+                    eprintln!("signal {sig}: stopping");
+                    f();
+                }
+                None => std::process::exit(130),
+            }
+        }
+    });
+}

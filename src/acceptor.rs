@@ -25,20 +25,33 @@ pub(crate) fn run(
     loops: Vec<Arc<LoopShared>>,
     sockets: Vec<Arc<ListenSocket>>,
     opts: Arc<Options>,
-    _engine: EngineHandle,
+    engine: EngineHandle,
 ) -> io::Result<()> {
     let mut poller = Epoll::new()?;
-    poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+    poller.add(
+        shared.queue.waker_fd(),
+        WAKER_TOKEN,
+        Interest::READ,
+        Trigger::Level,
+    )?;
     let mut listeners = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
-        listeners.push(Listener::register(sock, LISTENER_TOKEN - i as u64, false, &poller)?);
+        listeners.push(Listener::register(
+            sock,
+            LISTENER_TOKEN - i as u64,
+            false,
+            &poller,
+        )?);
     }
     let mut balancer = Balancer::new(opts.load_balancer);
     let mut tasks = Vec::new();
     loop {
         if shared.queue.is_notified() {
             shared.queue.take(&mut tasks, usize::MAX);
-            if tasks.drain(..).any(|t| matches!(t, Task::Stop)) {
+            if tasks
+                .drain(..)
+                .any(|t| matches!(t, Task::Stop | Task::StopNow))
+            {
                 break;
             }
         }
@@ -46,7 +59,11 @@ pub(crate) fn run(
         for l in &mut listeners {
             l.maybe_resume(now, &poller);
         }
-        let timeout = listeners.iter().filter_map(|l| l.paused_until).min().map(|t| t.saturating_duration_since(now));
+        let timeout = listeners
+            .iter()
+            .filter_map(|l| l.paused_until)
+            .min()
+            .map(|t| t.saturating_duration_since(now));
         let n = poller.wait(timeout)?;
         for i in 0..n {
             let token = poller.event(i).token;
@@ -55,6 +72,14 @@ pub(crate) fn run(
             }
             let l = &mut listeners[(LISTENER_TOKEN - token) as usize];
             while let Accepted::Conn(fd, peer) = l.accept(&poller) {
+                if let Some(max) = opts.max_connections.filter(|&m| m > 0) {
+                    if engine.connection_count() >= max {
+                        // Over the limit: accepted and closed at once (see Options).
+                        drop(fd);
+                        engine.note_rejected();
+                        continue;
+                    }
+                }
                 let is_tcp = l.sock.is_tcp();
                 listener::configure(&fd, is_tcp, &opts);
                 let target = &loops[balancer.pick(&loops, &peer)];

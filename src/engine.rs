@@ -7,9 +7,10 @@ use crate::event_loop::{EventLoop, LoopSetup, LoopShared};
 use crate::handler::EventHandler;
 use crate::listener::{self, ListenSocket};
 use crate::options::{LoadBalancer, Mode, Options};
+use crate::stats::Stats;
 use crate::task_queue::Task;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,10 +25,15 @@ struct EngineShared {
     loops: Vec<Arc<LoopShared>>,
     acceptor: Option<Arc<LoopShared>>,
     stopping: AtomicBool,
+    /// Calls of [`EngineHandle::stop`]; the second one forces the stop.
+    stop_requests: AtomicUsize,
+    /// Connections refused by `max_connections`.
+    rejected: AtomicU64,
     /// Threads still running, and a condvar signalled as each exits.
     running: Mutex<usize>,
     exited: Condvar,
     stop_timeout: Duration,
+    drain_timeout: Duration,
 }
 
 /// A handle to a running engine, usable from any thread (`Send + Sync + Clone`).
@@ -38,33 +44,79 @@ pub struct EngineHandle {
 
 impl std::fmt::Debug for EngineHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineHandle").field("loops", &self.shared.loops.len()).field("stopping", &self.is_stopping()).finish()
+        f.debug_struct("EngineHandle")
+            .field("loops", &self.shared.loops.len())
+            .field("stopping", &self.is_stopping())
+            .finish()
     }
 }
 
 impl EngineHandle {
-    /// Stops the engine gracefully: listeners close, every connection is closed
-    /// (each gets `on_close` with [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped)),
-    /// queued async writes complete their callbacks (with an error if their bytes
-    /// were not sent), `on_shutdown` runs, and the loops exit.
+    /// Stops the engine gracefully, draining:
     ///
-    /// Waits up to [`Options::stop_timeout`] for the loops to finish and returns
-    /// whether they did. Called from a handler (on a loop thread) it only starts
-    /// the stop and returns `false` at once.
+    /// 1. listeners close (nothing new is accepted) and connections stop reading;
+    /// 2. each connection closes as soon as everything queued for it has been sent,
+    ///    for up to [`Options::drain_timeout`];
+    /// 3. then the rest are closed; every connection gets `on_close` with
+    ///    [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped) (unless it
+    ///    was already closing for another reason), queued async writes complete their
+    ///    callbacks (with an error if their bytes were not sent), `on_shutdown`
+    ///    runs, and the loops exit.
+    ///
+    /// A second call ends the drain at once, like [`stop_now`](Self::stop_now).
+    ///
+    /// Waits up to [`Options::drain_timeout`] + [`Options::stop_timeout`] for the
+    /// loops to finish and returns whether they did. Called from a handler (on a
+    /// loop thread) it only starts the stop and returns `false` at once.
     pub fn stop(&self) -> bool {
+        if self.shared.stop_requests.fetch_add(1, Ordering::AcqRel) > 0 {
+            self.force_stop();
+        } else {
+            self.signal_stop();
+        }
+        self.wait_stopped(self.shared.drain_timeout + self.shared.stop_timeout)
+    }
+
+    /// Stops the engine without draining: connections get one last non-blocking
+    /// attempt to send what is queued and are closed with
+    /// [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped). Waits up to
+    /// [`Options::stop_timeout`] (not at all on a loop thread) and returns whether
+    /// the loops finished.
+    pub fn stop_now(&self) -> bool {
+        self.shared.stop_requests.fetch_add(1, Ordering::AcqRel);
+        self.force_stop();
+        self.wait_stopped(self.shared.stop_timeout)
+    }
+
+    fn force_stop(&self) {
         self.signal_stop();
+        for l in self.shared.acceptor.iter().chain(self.shared.loops.iter()) {
+            let _ = l.queue.push(Task::StopNow, true);
+        }
+    }
+
+    fn wait_stopped(&self, timeout: Duration) -> bool {
         if IN_LOOP.with(|f| f.get()) {
             return false;
         }
-        let deadline = Instant::now() + self.shared.stop_timeout;
-        let mut running = self.shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Instant::now() + timeout;
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while *running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 tracing::warn!(running = *running, "engine stop timed out");
                 return false;
             }
-            running = self.shared.exited.wait_timeout(running, left).unwrap_or_else(|p| p.into_inner()).0;
+            running = self
+                .shared
+                .exited
+                .wait_timeout(running, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         true
     }
@@ -88,17 +140,43 @@ impl EngineHandle {
 
     /// Connections open across all loops.
     pub fn connection_count(&self) -> usize {
-        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).sum()
+        self.shared
+            .loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Connections open on each loop.
     pub fn loop_connection_counts(&self) -> Vec<usize> {
-        self.shared.loops.iter().map(|l| l.connections.load(Ordering::Relaxed)).collect()
+        self.shared
+            .loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Number of event loops.
     pub fn loop_count(&self) -> usize {
         self.shared.loops.len()
+    }
+
+    /// The engine's counters: per loop and in total (see [`Stats`]). Lock-free: each
+    /// loop publishes its counters with relaxed atomic stores, so this can be polled
+    /// from any thread at any rate without slowing the loops.
+    pub fn stats(&self) -> Stats {
+        let loops = self
+            .shared
+            .loops
+            .iter()
+            .map(|l| l.stats.snapshot(l.connections.load(Ordering::Relaxed)))
+            .collect();
+        Stats::from_loops(loops, self.shared.rejected.load(Ordering::Relaxed))
+    }
+
+    /// Counts a connection refused by `max_connections`.
+    pub(crate) fn note_rejected(&self) {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -111,14 +189,21 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("addrs", &self.addrs).field("handle", &self.handle).finish()
+        f.debug_struct("Engine")
+            .field("addrs", &self.addrs)
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
 impl Engine {
     /// Starts configuring an engine.
     pub fn builder() -> EngineBuilder {
-        EngineBuilder { opts: Options::default(), addrs: Vec::new(), err: None }
+        EngineBuilder {
+            opts: Options::default(),
+            addrs: Vec::new(),
+            err: None,
+        }
     }
 
     /// The addresses actually bound (port 0 resolved), in the order given.
@@ -266,7 +351,9 @@ impl EngineBuilder {
             return Err(Error::Config("no listening address given".into()));
         }
         let n = opts.loop_count();
-        let loops: Vec<Arc<LoopShared>> = (0..n).map(LoopShared::new).collect::<std::io::Result<_>>()?;
+        let loops: Vec<Arc<LoopShared>> = (0..n)
+            .map(LoopShared::new)
+            .collect::<std::io::Result<_>>()?;
         let mut per_loop: Vec<Vec<(Arc<ListenSocket>, bool)>> = vec![Vec::new(); n];
         let mut for_acceptor = Vec::new();
         let mut bound = Vec::new();
@@ -306,29 +393,51 @@ impl EngineBuilder {
                 }
             }
         }
-        let acceptor = if for_acceptor.is_empty() { None } else { Some(LoopShared::new(usize::MAX)?) };
+        let acceptor = if for_acceptor.is_empty() {
+            None
+        } else {
+            Some(LoopShared::new(usize::MAX)?)
+        };
         let shared = Arc::new(EngineShared {
             loops: loops.clone(),
             acceptor: acceptor.clone(),
             stopping: AtomicBool::new(false),
+            stop_requests: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
             stop_timeout: opts.stop_timeout,
+            drain_timeout: opts.drain_timeout,
         });
-        let handle = EngineHandle { shared: shared.clone() };
+        let handle = EngineHandle {
+            shared: shared.clone(),
+        };
         let factory = Arc::new(factory);
         let mut threads = Vec::new();
         for (shared_loop, listeners) in loops.iter().cloned().zip(per_loop) {
-            let setup = LoopSetup { shared: shared_loop, engine: handle.clone(), opts: opts.clone(), listeners };
+            let setup = LoopSetup {
+                shared: shared_loop,
+                engine: handle.clone(),
+                opts: opts.clone(),
+                listeners,
+            };
             let factory = factory.clone();
             let name = format!("netloop-loop-{}", setup.shared.index);
-            threads.push(spawn(&handle, name, move || EventLoop::run(setup, |i| factory(i)))?);
+            threads.push(spawn(&handle, name, move || {
+                EventLoop::run(setup, |i| factory(i))
+            })?);
         }
         if let Some(acc) = acceptor {
             let (loops, opts, h) = (loops.clone(), opts.clone(), handle.clone());
-            threads.push(spawn(&handle, "netloop-acceptor".into(), move || acceptor::run(acc, loops, for_acceptor, opts, h))?);
+            threads.push(spawn(&handle, "netloop-acceptor".into(), move || {
+                acceptor::run(acc, loops, for_acceptor, opts, h)
+            })?);
         }
-        Ok(Engine { handle, threads, addrs: bound })
+        Ok(Engine {
+            handle,
+            threads,
+            addrs: bound,
+        })
     }
 
     /// Starts the engine with a clone of `handler` on each loop.
@@ -348,7 +457,11 @@ fn spawn(
     name: String,
     body: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<()>> {
-    *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    *handle
+        .shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) += 1;
     let h = handle.clone();
     let thread_name = name.clone();
     let res = std::thread::Builder::new().name(name).spawn(move || {
@@ -369,7 +482,11 @@ fn spawn(
         h.shared.exited.notify_all();
     });
     res.map_err(|e| {
-        *handle.shared.running.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        *handle
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) -= 1;
         handle.signal_stop();
         Error::Io(e)
     })
@@ -383,7 +500,10 @@ pub fn serve<H>(handler: H, addr: impl ToAddr, opts: Options) -> Result<()>
 where
     H: EventHandler + Clone + Send,
 {
-    let engine = Engine::builder().options(opts).listen(addr).start_with(handler)?;
+    let engine = Engine::builder()
+        .options(opts)
+        .listen(addr)
+        .start_with(handler)?;
     engine.wait();
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! connection's own elastic buffer. An idle connection therefore holds no buffer.
 
 use crate::buffer::BufferPool;
-use crate::connection::{Conn, ConnCtx, ConnInner, Drain};
+use crate::connection::{Clock, Conn, ConnCtx, ConnInner, Drain, Flow, Out};
 use crate::engine::{EngineHandle, IN_LOOP};
 use crate::error::Error;
 use crate::handle::run_callback;
@@ -20,7 +20,9 @@ use crate::handler::{Action, CloseReason, EventHandler, LoopInfo};
 use crate::listener::{self, Accepted, ListenSocket, Listener};
 use crate::options::Options;
 use crate::poller::{Epoll, Interest, Poller, Trigger};
+use crate::stats::LoopCounters;
 use crate::task_queue::{Task, TaskQueue};
+use crate::timer_wheel::{Entry, TimerWheel};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,17 +40,28 @@ const MAX_SLOTS: usize = 1 << 31;
 const TASKS_PER_ROUND: usize = 1024;
 /// Connections accepted per listener event before the loop serves others.
 const ACCEPTS_PER_EVENT: usize = 64;
+/// Slots of each loop's timing wheel (× `timer_resolution` = one revolution).
+const WHEEL_SLOTS: usize = 1024;
+/// Water-mark notifications one settle may deliver (a handler that writes past
+/// the high mark from every `on_writable_changed(true)` cannot loop forever).
+const MAX_NOTIFY: usize = 4;
 
 /// The part of a loop other threads can reach.
 pub(crate) struct LoopShared {
     pub(crate) index: usize,
     pub(crate) queue: TaskQueue,
     pub(crate) connections: AtomicUsize,
+    pub(crate) stats: LoopCounters,
 }
 
 impl LoopShared {
     pub(crate) fn new(index: usize) -> io::Result<Arc<LoopShared>> {
-        Ok(Arc::new(LoopShared { index, queue: TaskQueue::new()?, connections: AtomicUsize::new(0) }))
+        Ok(Arc::new(LoopShared {
+            index,
+            queue: TaskQueue::new()?,
+            connections: AtomicUsize::new(0),
+            stats: LoopCounters::default(),
+        }))
     }
 }
 
@@ -72,7 +85,10 @@ fn token(index: u32, gen: u32) -> u64 {
 
 /// Extracts a panic payload's message.
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
-    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())).unwrap_or("(non-string panic)")
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("(non-string panic)")
 }
 
 pub(crate) struct EventLoop<H: EventHandler> {
@@ -92,28 +108,62 @@ pub(crate) struct EventLoop<H: EventHandler> {
     et_pending: Vec<u64>,
     next_tick: Option<Instant>,
     stopping: bool,
+    /// Set once a graceful stop began: the drain ends by then.
+    drain_until: Option<Instant>,
+    flow: Flow,
+    wheel: TimerWheel,
+    due: Vec<Entry>,
+    /// The loop's current tick (refreshed before timers run and after each wait).
+    now_tick: u64,
 }
 
 impl<H: EventHandler> EventLoop<H> {
     /// Runs a loop on the current thread until it is stopped.
     pub(crate) fn run(setup: LoopSetup, make_handler: impl FnOnce(usize) -> H) -> io::Result<()> {
         IN_LOOP.with(|f| f.set(true));
-        let LoopSetup { shared, engine, opts, listeners } = setup;
+        let LoopSetup {
+            shared,
+            engine,
+            opts,
+            listeners,
+        } = setup;
         if opts.cpu_affinity {
-            let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cpus = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             if let Err(e) = crate::sys::pin_current_thread(shared.index % cpus) {
                 tracing::warn!(error = %e, "could not pin event loop to a CPU");
             }
         }
         let poller = Epoll::new()?;
-        poller.add(shared.queue.waker_fd(), WAKER_TOKEN, Interest::READ, Trigger::Level)?;
+        poller.add(
+            shared.queue.waker_fd(),
+            WAKER_TOKEN,
+            Interest::READ,
+            Trigger::Level,
+        )?;
         let mut regs = Vec::with_capacity(listeners.len());
         for (i, (sock, is_shared)) in listeners.into_iter().enumerate() {
-            regs.push(Listener::register(sock, LISTENER_TOKEN - i as u64, is_shared, &poller)?);
+            regs.push(Listener::register(
+                sock,
+                LISTENER_TOKEN - i as u64,
+                is_shared,
+                &poller,
+            )?);
         }
         let handler = make_handler(shared.index);
+        let clock = Clock::new(Instant::now(), opts.timer_resolution);
         let mut lp = EventLoop {
-            trigger: if opts.edge_triggered { Trigger::Edge } else { Trigger::Level },
+            flow: Flow::new(&opts, clock),
+            wheel: TimerWheel::new(WHEEL_SLOTS),
+            due: Vec::new(),
+            now_tick: clock.tick(Instant::now()),
+            drain_until: None,
+            trigger: if opts.edge_triggered {
+                Trigger::Edge
+            } else {
+                Trigger::Level
+            },
             pool: BufferPool::new(opts.buffer_pool_bytes),
             read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
             shared,
@@ -162,11 +212,17 @@ impl<H: EventHandler> EventLoop<H> {
             if self.stopping {
                 return;
             }
+            if let Some(until) = self.drain_until {
+                if self.shared.connections.load(Ordering::Relaxed) == 0 || Instant::now() >= until {
+                    return; // drained, or out of time: `shutdown` closes the rest
+                }
+            }
             self.run_timers();
             let timeout = if busy || more_tasks || !self.et_pending.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
             };
             let n = match self.poller.wait(timeout) {
                 Ok(n) => n,
@@ -175,11 +231,15 @@ impl<H: EventHandler> EventLoop<H> {
                     return;
                 }
             };
+            // The wait may have been long: traffic stamps must use the time now.
+            self.now_tick = self.flow.clock.tick(Instant::now());
+            self.shared.stats.wakeups.add(1);
+            self.shared.stats.events.add(n as u64);
             for i in 0..n {
                 let ev = self.poller.event(i);
                 match ev.token {
                     WAKER_TOKEN => {} // tasks are picked up at the top of the round
-                    t if t >= LISTENER_TOKEN - self.listeners.len() as u64 + 1 => {
+                    t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
                         self.accept((LISTENER_TOKEN - t) as usize)
                     }
                     t => {
@@ -211,11 +271,21 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn next_deadline(&self) -> Option<Instant> {
         let listeners = self.listeners.iter().filter_map(|l| l.paused_until);
-        listeners.chain(self.next_tick).min()
+        // The wheel counts only while it holds entries: no timer, no wake-up.
+        let wheel = self.wheel.next_wake().map(|t| self.flow.clock.instant(t));
+        listeners
+            .chain(self.next_tick)
+            .chain(wheel)
+            .chain(self.drain_until)
+            .min()
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
+        self.now_tick = self.flow.clock.tick(now);
+        if !self.wheel.is_empty() {
+            self.fire_timers();
+        }
         for l in &mut self.listeners {
             l.maybe_resume(now, &self.poller);
         }
@@ -240,17 +310,61 @@ impl<H: EventHandler> EventLoop<H> {
         }
     }
 
+    /// Handles the wheel entries due by now: each live one either expires its
+    /// connection or is re-armed for the connection's new (later) deadline.
+    fn fire_timers(&mut self) {
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(self.now_tick, &mut due);
+        for e in due.drain(..) {
+            let (index, gen) = (e.key as u32, (e.key >> 32) as u32);
+            if !self.is_live(index, gen) {
+                continue; // closed since: a lazily deleted entry
+            }
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                continue;
+            };
+            if c.armed != e.at {
+                continue; // superseded by an earlier entry
+            }
+            c.armed = 0;
+            match c.next_expiry(&self.flow) {
+                Some((at, kind)) if at <= self.now_tick => {
+                    tracing::debug!(%kind, "connection timed out");
+                    self.close(index, CloseReason::Timeout(kind));
+                }
+                Some((at, _)) => {
+                    c.armed = at;
+                    self.wheel.insert(e.key, at);
+                }
+                None => {}
+            }
+        }
+        self.due = due;
+    }
+
     fn is_live(&self, index: u32, gen: u32) -> bool {
-        self.slots.get(index as usize).is_some_and(|s| s.gen == gen && s.conn.is_some())
+        self.slots
+            .get(index as usize)
+            .is_some_and(|s| s.gen == gen && s.conn.is_some())
     }
 
     // ----- accepting and opening -----
 
     fn accept(&mut self, li: usize) {
         for _ in 0..ACCEPTS_PER_EVENT {
-            let Some(l) = self.listeners.get_mut(li) else { return };
+            let Some(l) = self.listeners.get_mut(li) else {
+                return;
+            };
             match l.accept(&self.poller) {
                 Accepted::Conn(fd, _peer) => {
+                    if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
+                        if self.engine.connection_count() >= max {
+                            // Over the limit: accepted and closed at once (see Options).
+                            drop(fd);
+                            self.engine.note_rejected();
+                            continue;
+                        }
+                    }
                     let is_tcp = l.sock.is_tcp();
                     listener::configure(&fd, is_tcp, &self.opts);
                     self.shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -277,14 +391,20 @@ impl<H: EventHandler> EventLoop<H> {
         };
         let slot = &mut self.slots[index as usize];
         let gen = slot.gen;
-        let inner = ConnInner::new(fd);
-        if let Err(e) = self.poller.add(inner.raw_fd(), token(index, gen), Interest::READ, self.trigger) {
+        let inner = ConnInner::new(fd, self.now_tick);
+        if let Err(e) = self.poller.add(
+            inner.raw_fd(),
+            token(index, gen),
+            Interest::READ,
+            self.trigger,
+        ) {
             tracing::error!(error = %e, "could not register connection; dropping it");
             self.free.push(index);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         slot.conn = Some(inner);
+        self.shared.stats.accepted.add(1);
         self.callback(index, gen, None, |h, c| h.on_open(c));
     }
 
@@ -298,19 +418,43 @@ impl<H: EventHandler> EventLoop<H> {
         fresh: Option<(usize, usize)>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
     ) {
-        let Some(inner) = self.slots[index as usize].conn.as_mut() else { return };
-        let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+        let Some(result) = self.invoke(index, gen, fresh, f) else {
+            return;
+        };
+        self.after_callback(index, result);
+    }
+
+    /// Runs one handler callback on a connection (panics caught), without acting
+    /// on its outcome.
+    fn invoke(
+        &mut self,
+        index: u32,
+        gen: u32,
+        fresh: Option<(usize, usize)>,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
+    ) -> Option<std::thread::Result<Action>> {
+        let inner = self.slots[index as usize].conn.as_mut()?;
+        let ctx = ConnCtx {
+            pool: &mut self.pool,
+            read_buf: &self.read_buf,
+            shared: &self.shared,
+            flow: &self.flow,
+            now: self.now_tick,
+        };
         let mut conn = Conn::new(inner, ctx, index, gen, fresh);
         let handler = &mut self.handler;
         let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
         conn.finish();
-        self.after_callback(index, result);
+        Some(result)
     }
 
     fn after_callback(&mut self, index: u32, result: std::thread::Result<Action>) {
         match result {
             Err(p) => {
-                tracing::error!(panic = panic_message(&*p), "handler panicked; closing its connection");
+                tracing::error!(
+                    panic = panic_message(&*p),
+                    "handler panicked; closing its connection"
+                );
                 self.close(index, CloseReason::Panicked);
                 return;
             }
@@ -326,24 +470,66 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     /// After anything touched a connection: close it if it failed or finished
-    /// draining, otherwise bring its poller interest up to date.
+    /// draining; otherwise update the loop's gauges, tell the handler about a
+    /// water-mark crossing, arm its timer if a deadline came nearer, and bring its
+    /// poller interest up to date.
     fn settle(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-        if let Some(reason) = c.failed.take() {
-            self.close(index, *reason);
-            return;
-        }
-        if let Some(d) = c.draining {
-            if c.outbound.is_empty() {
-                self.close(index, d.reason());
+        let gen = self.slots[index as usize].gen;
+        let mut notified = 0;
+        loop {
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                return;
+            };
+            if let Some(reason) = c.failed.take() {
+                self.close(index, *reason);
+                return;
+            }
+            if let Some(d) = c.draining {
+                if c.outbound.is_empty() {
+                    self.close(index, d.reason());
+                    return;
+                }
+            }
+            c.account(&self.shared.stats, self.now_tick);
+            if c.draining.is_some() || notified == MAX_NOTIFY {
+                break;
+            }
+            let writable = c.writable_now(&self.flow);
+            if writable != c.unwritable {
+                break; // no crossing
+            }
+            c.unwritable = !writable;
+            notified += 1;
+            let res = self.invoke(index, gen, None, |h, c| {
+                h.on_writable_changed(c, writable);
+                Action::None
+            });
+            if let Some(Err(p)) = res {
+                tracing::error!(
+                    panic = panic_message(&*p),
+                    "handler panicked; closing its connection"
+                );
+                self.close(index, CloseReason::Panicked);
                 return;
             }
         }
-        let wanted = c.wanted_interest();
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        if c.has_timers(&self.flow) {
+            if let Some((at, _)) = c.next_expiry(&self.flow) {
+                if c.armed == 0 || at < c.armed {
+                    c.armed = at;
+                    self.wheel.insert(token(index, gen), at);
+                }
+            }
+        }
+        let wanted = c.wanted_interest(self.flow.max_in);
         if wanted != c.interest {
-            let gen = self.slots[index as usize].gen;
-            let c = self.slots[index as usize].conn.as_mut().expect("checked above");
-            match self.poller.modify(c.raw_fd(), token(index, gen), wanted, self.trigger) {
+            match self
+                .poller
+                .modify(c.raw_fd(), token(index, gen), wanted, self.trigger)
+            {
                 Ok(()) => c.interest = wanted,
                 Err(e) => self.close(index, CloseReason::Io(e)),
             }
@@ -353,24 +539,35 @@ impl<H: EventHandler> EventLoop<H> {
     // ----- I/O -----
 
     fn on_readable(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) {
-        let budget = if self.trigger == Trigger::Edge { self.opts.read_budget } else { 1 };
+        let budget = if self.trigger == Trigger::Edge {
+            self.opts.read_budget
+        } else {
+            1
+        };
         for _ in 0..budget {
-            let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-            if c.read_closed || c.draining.is_some() {
-                // Not reading any more: only a hang-up or error matters.
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                return;
+            };
+            if !c.wants_read(self.flow.max_in) {
+                // Not reading (closing, half-closed, paused or at the inbound cap):
+                // only a hang-up or error matters.
                 if error {
                     self.on_hangup(index);
                 }
                 return;
             }
             let fd = c.raw_fd();
-            let res = crate::sys::read(fd, &mut self.read_buf);
+            // Never buffer past the inbound cap.
+            let want = (self.flow.max_in - c.inbound.len()).min(self.read_buf.len());
+            let res = crate::sys::read(fd, &mut self.read_buf[..want]);
             match res {
                 Ok(0) => {
                     self.on_eof(index);
                     return;
                 }
                 Ok(n) => {
+                    self.shared.stats.bytes_in.add(n as u64);
+                    c.last_rx = self.now_tick;
                     let fresh = if c.inbound.is_empty() {
                         Some((0, n))
                     } else {
@@ -378,7 +575,7 @@ impl<H: EventHandler> EventLoop<H> {
                         None
                     };
                     self.callback(index, gen, fresh, |h, c| h.on_traffic(c));
-                    if n < self.read_buf.len() && !read_closed {
+                    if n < want && !read_closed {
                         return; // drained (a short read of a stream socket)
                     }
                 }
@@ -396,7 +593,9 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_eof(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         c.read_closed = true;
         c.draining.get_or_insert(Drain::PeerClosed);
         // Whatever was written or queued is still delivered before the close.
@@ -404,7 +603,9 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_hangup(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
         let reason = match c.fd_error() {
             Some(e) => CloseReason::from_io(e),
             None => CloseReason::PeerClosed,
@@ -413,8 +614,16 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_writable(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-        if let Err(e) = c.flush(&mut self.pool) {
+        let mut out = Out {
+            pool: &mut self.pool,
+            stats: &self.shared.stats,
+            now: self.now_tick,
+            max_out: self.flow.max_out,
+        };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        if let Err(e) = c.flush(&mut out) {
             self.close(index, CloseReason::from_io(e));
             return;
         }
@@ -425,20 +634,33 @@ impl<H: EventHandler> EventLoop<H> {
     /// the pool, slot freed (its generation bumped), descriptor closed.
     pub(crate) fn close(&mut self, index: u32, reason: CloseReason) {
         let slot = &mut self.slots[index as usize];
-        let Some(mut inner) = slot.conn.take() else { return };
+        let Some(mut inner) = slot.conn.take() else {
+            return;
+        };
         let gen = slot.gen;
         slot.gen = slot.gen.wrapping_add(1);
         inner.closed = true;
         match &reason {
-            CloseReason::Panicked | CloseReason::Io(_) => tracing::warn!(%reason, "connection closed"),
+            CloseReason::Panicked | CloseReason::Io(_) => {
+                tracing::warn!(%reason, "connection closed")
+            }
             CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
             _ => tracing::trace!(%reason, "connection closed"),
         }
+        self.shared.stats.note_close(&reason);
+        inner.unaccount(&self.shared.stats);
         {
-            let ctx = ConnCtx { pool: &mut self.pool, read_buf: &self.read_buf, shared: &self.shared };
+            let ctx = ConnCtx {
+                pool: &mut self.pool,
+                read_buf: &self.read_buf,
+                shared: &self.shared,
+                flow: &self.flow,
+                now: self.now_tick,
+            };
             let mut conn = Conn::new(&mut inner, ctx, index, gen, None);
             let handler = &mut self.handler;
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason))) {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason)))
+            {
                 tracing::error!(panic = panic_message(&*p), "on_close panicked");
             }
         }
@@ -464,15 +686,36 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn run_task(&mut self, task: Task) {
         match task {
-            Task::Write { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| c.write_owned(data, pool)),
-            Task::Writev { index, gen, data, cb } => self.async_write(index, gen, cb, |c, pool| {
+            Task::Write {
+                index,
+                gen,
+                data,
+                cb,
+            } => self.async_write(index, gen, cb, |c, out| c.write_owned(data, out)),
+            Task::Writev {
+                index,
+                gen,
+                data,
+                cb,
+            } => self.async_write(index, gen, cb, |c, out| {
                 let slices: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
                 let mut res = Ok(());
                 for chunk in slices.chunks(crate::connection::MAX_IOVECS) {
-                    res = res.and_then(|()| c.write_vectored(chunk, pool));
+                    res = res.and_then(|()| c.write_vectored(chunk, out));
                 }
                 res
             }),
+            Task::PauseRead { index, gen, pause } => {
+                if self.is_live(index, gen) {
+                    if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                        if c.paused && !pause {
+                            c.last_rx = c.last_rx.max(self.now_tick);
+                        }
+                        c.paused = pause;
+                    }
+                    self.settle(index);
+                }
+            }
             Task::Wake { index, gen } => {
                 if self.is_live(index, gen) {
                     self.callback(index, gen, None, |h, c| h.on_traffic(c));
@@ -487,14 +730,36 @@ impl<H: EventHandler> EventLoop<H> {
                 }
             }
             Task::Adopt { fd } => {
-                if self.stopping {
+                if self.stopping || self.drain_until.is_some() {
                     drop(fd);
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
                     self.open(fd);
                 }
             }
-            Task::Stop => self.stopping = true,
+            Task::Stop => self.begin_drain(),
+            Task::StopNow => self.stopping = true,
+        }
+    }
+
+    /// A graceful stop: no more accepting or reading; each connection closes (with
+    /// `EngineStopped`) as soon as its outbound queue is empty, and whatever is left
+    /// when `drain_timeout` passes is closed by `shutdown`.
+    fn begin_drain(&mut self) {
+        if self.drain_until.is_some() {
+            self.stopping = true; // asked twice: stop now
+            return;
+        }
+        self.drain_until = Some(Instant::now() + self.opts.drain_timeout);
+        for l in &mut self.listeners {
+            l.deregister(&self.poller);
+        }
+        self.listeners.clear();
+        for index in 0..self.slots.len() as u32 {
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                c.draining.get_or_insert(Drain::EngineStopped);
+                self.settle(index);
+            }
         }
     }
 
@@ -503,18 +768,33 @@ impl<H: EventHandler> EventLoop<H> {
         index: u32,
         gen: u32,
         cb: Option<crate::WriteCallback>,
-        write: impl FnOnce(&mut ConnInner<H::State>, &mut BufferPool) -> io::Result<()>,
+        write: impl FnOnce(
+            &mut ConnInner<H::State>,
+            &mut Out<'_>,
+        ) -> Result<(), crate::connection::WriteError>,
     ) {
-        let pool = &mut self.pool;
-        let Some(c) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen).and_then(|s| {
-            s.conn.as_mut().filter(|c| c.draining.is_none() && c.failed.is_none())
-        }) else {
+        let mut out = Out {
+            pool: &mut self.pool,
+            stats: &self.shared.stats,
+            now: self.now_tick,
+            max_out: self.flow.max_out,
+        };
+        let Some(c) = self
+            .slots
+            .get_mut(index as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| {
+                s.conn
+                    .as_mut()
+                    .filter(|c| c.draining.is_none() && c.failed.is_none())
+            })
+        else {
             if let Some(cb) = cb {
                 run_callback(cb, Err(Error::ConnectionClosed));
             }
             return;
         };
-        match write(c, pool) {
+        match write(c, &mut out) {
             Ok(()) => {
                 if let Some(cb) = cb {
                     c.add_waiter(cb);
@@ -522,9 +802,9 @@ impl<H: EventHandler> EventLoop<H> {
                 self.settle(index);
             }
             Err(e) => {
-                let reason = CloseReason::from_io(io::Error::from(e.kind()));
+                let reason = e.close_reason();
                 if let Some(cb) = cb {
-                    run_callback(cb, Err(Error::Io(e)));
+                    run_callback(cb, Err(e.into_error()));
                 }
                 self.close(index, reason);
             }
@@ -550,12 +830,22 @@ impl<H: EventHandler> EventLoop<H> {
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 // One last non-blocking attempt to send what is queued.
-                let _ = c.flush(&mut self.pool);
+                let mut out = Out {
+                    pool: &mut self.pool,
+                    stats: &self.shared.stats,
+                    now: self.now_tick,
+                    max_out: self.flow.max_out,
+                };
+                let _ = c.flush(&mut out);
                 self.close(index, CloseReason::EngineStopped);
             }
         }
         let handler = &mut self.handler;
-        let info = LoopInfo { index: self.shared.index, engine: &self.engine, connections: 0 };
+        let info = LoopInfo {
+            index: self.shared.index,
+            engine: &self.engine,
+            connections: 0,
+        };
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&info))) {
             tracing::error!(panic = panic_message(&*p), "on_shutdown panicked");
         }

@@ -175,7 +175,7 @@ impl Listener {
         }
         self.paused_until = Some(now + self.backoff);
         let exhausted = sys::is_resource_exhausted(e);
-        if self.last_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+        if self.last_warning.map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1)) {
             if exhausted {
                 tracing::warn!(error = %e, listener = %self.sock.addr, backoff_ms = self.backoff.as_millis() as u64,
                     suppressed = self.suppressed, "accept: out of resources; pausing accepts, existing connections are still served");

@@ -1020,3 +1020,26 @@ pub(crate) fn to_addr(a: socket2::SockAddr) -> io::Result<Addr> {
         None => Ok(Addr::Unix(Default::default())), // unnamed (client-side) Unix socket
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection is this struct and nothing else: keep it small.
+    #[test]
+    fn idle_connection_stays_small() {
+        let size = std::mem::size_of::<ConnInner<()>>();
+        assert!(size <= 128, "ConnInner<()> is {size} bytes");
+    }
+
+    #[test]
+    fn clock_never_fires_early() {
+        let origin = Instant::now();
+        let c = Clock::new(origin, Duration::from_millis(10));
+        assert_eq!(c.tick(origin), 1);
+        assert_eq!(c.tick(origin + Duration::from_millis(25)), 3);
+        assert_eq!(c.ticks(Duration::from_millis(1)), 1);
+        assert_eq!(c.ticks(Duration::from_millis(20)), 2);
+        assert!(c.instant(3) <= origin + Duration::from_millis(25));
+    }
+}

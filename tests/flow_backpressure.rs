@@ -90,12 +90,28 @@ impl EventHandler for H {
     }
 }
 
-fn start(mode: Mode2, pause_on_open: bool, tweak: impl FnOnce(&mut Options)) -> (Engine, Arc<Probe>) {
+fn start(
+    mode: Mode2,
+    pause_on_open: bool,
+    tweak: impl FnOnce(&mut Options),
+) -> (Engine, Arc<Probe>) {
     let p = Arc::new(Probe::default());
-    let mut opts = Options { loops: 1, mode: Mode::Single, ..Options::default() };
+    let mut opts = Options {
+        loops: 1,
+        mode: Mode::Single,
+        ..Options::default()
+    };
     tweak(&mut opts);
-    let h = H { p: p.clone(), mode, pause_on_open };
-    let engine = Engine::builder().options(opts).listen("tcp://127.0.0.1:0").start_with(h).unwrap();
+    let h = H {
+        p: p.clone(),
+        mode,
+        pause_on_open,
+    };
+    let engine = Engine::builder()
+        .options(opts)
+        .listen("tcp://127.0.0.1:0")
+        .start_with(h)
+        .unwrap();
     (engine, p)
 }
 
@@ -165,12 +181,21 @@ fn flood_never_reading_peer_with_water_marks_stays_bounded() {
             p.went_unwritable.load(Ordering::Relaxed),
             p.went_writable.load(Ordering::Relaxed),
         );
-        assert!(sent < 200 * MIB, "the peer should have been stopped by TCP flow control");
+        assert!(
+            sent < 200 * MIB,
+            "the peer should have been stopped by TCP flow control"
+        );
         assert!(p.went_unwritable.load(Ordering::Relaxed) >= 1);
-        assert!(max_held <= (high + 128 * 1024) as u64, "held {max_held} bytes");
+        assert!(
+            max_held <= (high + 128 * 1024) as u64,
+            "held {max_held} bytes"
+        );
         assert!(rss_growth < 48 * MIB, "rss grew {rss_growth} bytes");
         drop(sock);
-        assert!(wait_no_connections(&engine.handle(), Duration::from_secs(5)));
+        assert!(wait_no_connections(
+            &engine.handle(),
+            Duration::from_secs(5)
+        ));
         assert_eq!(engine.handle().stats().total.queued_out_bytes, 0);
         engine.stop();
     });
@@ -191,10 +216,18 @@ fn flood_naive_echo_hits_outbound_cap() {
         std::thread::sleep(Duration::from_millis(50));
         let rtt = round_trip(addr, b"still served");
         let (sent, _sock) = flooder.join().unwrap();
-        assert!(wait_until(Duration::from_secs(5), || !p.closes.lock().unwrap().is_empty()));
+        assert!(wait_until(Duration::from_secs(5), || !p
+            .closes
+            .lock()
+            .unwrap()
+            .is_empty()));
         stop.store(true, Ordering::Relaxed);
         let max_held = sampler.join().unwrap();
-        eprintln!("FIGURES flood+cap: sent={} KiB, max held={} KiB, rtt={rtt:?}", sent / 1024, max_held / 1024);
+        eprintln!(
+            "FIGURES flood+cap: sent={} KiB, max held={} KiB, rtt={rtt:?}",
+            sent / 1024,
+            max_held / 1024
+        );
         let closes = p.closes.lock().unwrap().clone();
         assert!(closes.iter().any(|c| c == "OutboundOverflow"), "{closes:?}");
         assert!(max_held <= cap as u64 + 64 * 1024, "held {max_held}");
@@ -213,7 +246,11 @@ fn async_writes_count_toward_outbound_cap() {
         let (engine, p) = start(Mode2::Sink, false, |o| o.max_outbound_bytes = 8 * MIB);
         let addr = tcp_addr(&engine);
         let _client = TcpStream::connect(addr).unwrap(); // never reads
-        assert!(wait_until(Duration::from_secs(5), || !p.handles.lock().unwrap().is_empty()));
+        assert!(wait_until(Duration::from_secs(5), || !p
+            .handles
+            .lock()
+            .unwrap()
+            .is_empty()));
         let h = p.handles.lock().unwrap()[0].clone();
         let ok = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(AtomicUsize::new(0));
@@ -231,7 +268,10 @@ fn async_writes_count_toward_outbound_cap() {
                 })),
             );
         }
-        assert!(wait_until(Duration::from_secs(10), || ok.load(Ordering::Relaxed) + overflow.load(Ordering::Relaxed) == 64));
+        assert!(wait_until(Duration::from_secs(10), || ok
+            .load(Ordering::Relaxed)
+            + overflow.load(Ordering::Relaxed)
+            == 64));
         let closes = p.closes.lock().unwrap().clone();
         assert_eq!(closes, vec!["OutboundOverflow".to_string()]);
         assert!(overflow.load(Ordering::Relaxed) > 0);
@@ -256,21 +296,36 @@ fn inbound_cap_stops_reading_without_spinning() {
             s.write_all(&vec![1u8; total]).unwrap();
             s
         });
-        assert!(wait_until(Duration::from_secs(5), || engine.handle().stats().total.buffered_in_bytes >= cap as u64));
+        assert!(wait_until(Duration::from_secs(5), || engine
+            .handle()
+            .stats()
+            .total
+            .buffered_in_bytes
+            >= cap as u64));
         let calls = p.traffic_calls.load(Ordering::Relaxed);
         let (cpu0, t0) = (cpu_time(), Instant::now());
         std::thread::sleep(Duration::from_millis(1500));
         let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
         let st = engine.handle().stats().total;
-        eprintln!("FIGURES inbound cap: buffered={} KiB, cpu {cpu:?} over {wall:?}", st.buffered_in_bytes / 1024);
+        eprintln!(
+            "FIGURES inbound cap: buffered={} KiB, cpu {cpu:?} over {wall:?}",
+            st.buffered_in_bytes / 1024
+        );
         assert!(st.buffered_in_bytes <= cap as u64);
         assert!(cpu < wall / 5, "loop spinning: {cpu:?} of CPU in {wall:?}");
-        assert_eq!(p.traffic_calls.load(Ordering::Relaxed), calls, "no reads while at the cap");
+        assert_eq!(
+            p.traffic_calls.load(Ordering::Relaxed),
+            calls,
+            "no reads while at the cap"
+        );
         // Consume: a wake lets the handler drain, and reading resumes.
         p.consume.store(true, Ordering::Relaxed);
         p.handles.lock().unwrap()[0].wake().unwrap();
         let _s = writer.join().unwrap();
-        assert!(wait_until(Duration::from_secs(20), || p.consumed.load(Ordering::Relaxed) == total as u64));
+        assert!(wait_until(Duration::from_secs(20), || p
+            .consumed
+            .load(Ordering::Relaxed)
+            == total as u64));
         engine.stop();
     });
 }
@@ -285,7 +340,11 @@ fn pause_and_resume_read_through_handle() {
         let mut c = connect(addr);
         c.write_all(b"hello").unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(p.traffic_calls.load(Ordering::Relaxed), 0, "paused: nothing read");
+        assert_eq!(
+            p.traffic_calls.load(Ordering::Relaxed),
+            0,
+            "paused: nothing read"
+        );
         let h = p.handles.lock().unwrap()[0].clone();
         h.resume_read().unwrap();
         let mut back = [0u8; 5];

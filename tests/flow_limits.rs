@@ -39,7 +39,8 @@ impl EventHandler for Echo {
                     p.callbacks.fetch_add(1, Ordering::Relaxed);
                 })),
             );
-            conn.handle().async_writev(vec![Vec::new(), Vec::new()], None);
+            conn.handle()
+                .async_writev(vec![Vec::new(), Vec::new()], None);
             conn.flush().unwrap();
         }
         let n = conn.buffered();
@@ -59,9 +60,20 @@ impl EventHandler for Echo {
 
 fn start(tweak: impl FnOnce(&mut Options), zero_writes: bool) -> (Engine, Arc<Probe>) {
     let p = Arc::new(Probe::default());
-    let mut opts = Options { loops: 1, mode: Mode::Single, ..Options::default() };
+    let mut opts = Options {
+        loops: 1,
+        mode: Mode::Single,
+        ..Options::default()
+    };
     tweak(&mut opts);
-    let engine = Engine::builder().options(opts).listen("tcp://127.0.0.1:0").start_with(Echo { p: p.clone(), zero_writes }).unwrap();
+    let engine = Engine::builder()
+        .options(opts)
+        .listen("tcp://127.0.0.1:0")
+        .start_with(Echo {
+            p: p.clone(),
+            zero_writes,
+        })
+        .unwrap();
     (engine, p)
 }
 
@@ -94,7 +106,8 @@ fn flood_past_limit(mode: Mode, loops: usize) {
         let mut b = [0u8; 1];
         assert_eq!(s.read(&mut b).unwrap(), 0);
     }
-    assert!(wait_until(Duration::from_secs(10), || h.stats().rejected == FLOOD as u64));
+    assert!(wait_until(Duration::from_secs(10), || h.stats().rejected
+        == FLOOD as u64));
     let flood_cpu = cpu_time() - cpu0;
     // Quiet window with the rejected clients still holding their sockets.
     let (cpu1, t1) = (cpu_time(), Instant::now());
@@ -104,8 +117,15 @@ fn flood_past_limit(mode: Mode, loops: usize) {
         "FIGURES limit ({mode:?}, {loops} loops): {FLOOD} over-limit connects in {flood_wall:?}, cpu {flood_cpu:?} (clients included); afterwards cpu {idle_cpu:?} over {idle_wall:?}; rejected {}",
         h.stats().rejected
     );
-    assert!(idle_cpu < idle_wall / 10, "spinning after the flood: {idle_cpu:?}");
-    assert_eq!(h.connection_count(), LIMIT, "the held connections are untouched");
+    assert!(
+        idle_cpu < idle_wall / 10,
+        "spinning after the flood: {idle_cpu:?}"
+    );
+    assert_eq!(
+        h.connection_count(),
+        LIMIT,
+        "the held connections are untouched"
+    );
     // The held ones still work.
     let mut c = held.into_iter().next().unwrap();
     c.write_all(b"ok").unwrap();
@@ -118,7 +138,12 @@ fn flood_past_limit(mode: Mode, loops: usize) {
     round_trip(addr, b"after the flood");
     engine.stop();
     drop(h); // handles keep the loops' wakers (eventfds) alive
-    assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2), "fds {} vs {}", fd_count(), fds0);
+    assert!(
+        wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+        "fds {} vs {}",
+        fd_count(),
+        fds0
+    );
 }
 
 #[test]
@@ -149,10 +174,22 @@ fn connect_close_churn_10k_no_leak() {
             }
         }
         let churn = t0.elapsed();
-        assert!(wait_until(Duration::from_secs(20), || h.connection_count() == 0), "{} left", h.connection_count());
-        assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2), "fds {} vs {}", fd_count(), fds0);
+        assert!(
+            wait_until(Duration::from_secs(20), || h.connection_count() == 0),
+            "{} left",
+            h.connection_count()
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+            "fds {} vs {}",
+            fd_count(),
+            fds0
+        );
         let st = h.stats().total;
-        eprintln!("FIGURES churn: 10k connect/close in {churn:?}; closed {:?}", st.closed);
+        eprintln!(
+            "FIGURES churn: 10k connect/close in {churn:?}; closed {:?}",
+            st.closed
+        );
         assert_eq!(st.accepted, 10_000);
         assert_eq!(st.closed.total(), 10_000);
         assert_eq!(st.queued_out_bytes + st.buffered_in_bytes, 0);
@@ -174,14 +211,29 @@ fn accept_then_rst_no_leak() {
             if i % 2 == 0 {
                 let _ = (&s).write_all(b"data before the reset");
             }
-            socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
             drop(s); // RST
         }
-        assert!(wait_until(Duration::from_secs(20), || h.connection_count() == 0), "{} left", h.connection_count());
-        assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2), "fds {} vs {}", fd_count(), fds0);
+        assert!(
+            wait_until(Duration::from_secs(20), || h.connection_count() == 0),
+            "{} left",
+            h.connection_count()
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+            "fds {} vs {}",
+            fd_count(),
+            fds0
+        );
         let closes = p.closes.lock().unwrap().clone();
         assert_eq!(closes.len(), 2000);
-        assert!(closes.iter().all(|c| c == "Reset" || c == "PeerClosed"), "{:?}", closes.iter().find(|c| *c != "Reset"));
+        assert!(
+            closes.iter().all(|c| c == "Reset" || c == "PeerClosed"),
+            "{:?}",
+            closes.iter().find(|c| *c != "Reset")
+        );
         round_trip(addr, b"still fine");
         engine.stop();
     });
@@ -202,7 +254,10 @@ fn zero_length_writes_are_harmless() {
             c.read_exact(&mut back).unwrap();
             assert_eq!(back, msg.as_bytes());
         }
-        assert!(wait_until(Duration::from_secs(5), || p.callbacks.load(Ordering::Relaxed) >= 100));
+        assert!(wait_until(Duration::from_secs(5), || p
+            .callbacks
+            .load(Ordering::Relaxed)
+            >= 100));
         let (cpu0, t0) = (cpu_time(), Instant::now());
         std::thread::sleep(Duration::from_millis(500));
         assert!(cpu_time() - cpu0 < t0.elapsed() / 5, "spinning");

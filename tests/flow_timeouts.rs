@@ -4,7 +4,9 @@
 mod flow_util;
 
 use flow_util::*;
-use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, EventHandler, Mode, Options, TimeoutKind};
+use netloop::{
+    Action, CloseReason, Conn, ConnHandle, Engine, EventHandler, Mode, Options, TimeoutKind,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +50,9 @@ impl EventHandler for H {
             OnOpen::Blast => {
                 let _ = conn.write(&vec![0u8; 16 << 20]);
             }
-            OnOpen::Deadline => conn.set_deadline(Some(Instant::now() + Duration::from_millis(300))),
+            OnOpen::Deadline => {
+                conn.set_deadline(Some(Instant::now() + Duration::from_millis(300)))
+            }
         }
         Action::None
     }
@@ -63,15 +67,30 @@ impl EventHandler for H {
     }
     fn on_close(&mut self, conn: &mut Conn<'_, Self::State>, reason: &CloseReason) {
         let lived = conn.state().map(|t| t.elapsed()).unwrap_or_default();
-        self.p.closes.lock().unwrap().push((format!("{reason:?}"), lived));
+        self.p
+            .closes
+            .lock()
+            .unwrap()
+            .push((format!("{reason:?}"), lived));
     }
 }
 
 fn start(on_open: OnOpen, tweak: impl FnOnce(&mut Options)) -> (Engine, Arc<Probe>) {
     let p = Arc::new(Probe::default());
-    let mut opts = Options { loops: 1, mode: Mode::Single, ..Options::default() };
+    let mut opts = Options {
+        loops: 1,
+        mode: Mode::Single,
+        ..Options::default()
+    };
     tweak(&mut opts);
-    let engine = Engine::builder().options(opts).listen("tcp://127.0.0.1:0").start_with(H { p: p.clone(), on_open }).unwrap();
+    let engine = Engine::builder()
+        .options(opts)
+        .listen("tcp://127.0.0.1:0")
+        .start_with(H {
+            p: p.clone(),
+            on_open,
+        })
+        .unwrap();
     (engine, p)
 }
 
@@ -87,7 +106,9 @@ fn timeout_name(k: TimeoutKind) -> String {
 fn idle_timeout_reaps_silent_connection_only() {
     let _serial = serial();
     deadline(30, || {
-        let (engine, p) = start(OnOpen::Nothing, |o| o.idle_timeout = Some(Duration::from_millis(200)));
+        let (engine, p) = start(OnOpen::Nothing, |o| {
+            o.idle_timeout = Some(Duration::from_millis(200))
+        });
         let addr = tcp_addr(&engine);
         let mut silent = connect(addr);
         let mut chatty = connect(addr);
@@ -100,7 +121,11 @@ fn idle_timeout_reaps_silent_connection_only() {
         let c = closes(&p);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].0, timeout_name(TimeoutKind::Idle));
-        assert!(c[0].1 >= Duration::from_millis(200) && c[0].1 < Duration::from_millis(400), "{:?}", c[0].1);
+        assert!(
+            c[0].1 >= Duration::from_millis(200) && c[0].1 < Duration::from_millis(400),
+            "{:?}",
+            c[0].1
+        );
         let (_, clean) = read_to_end(&mut silent);
         assert!(clean, "the silent client sees end-of-file");
         assert_eq!(engine.handle().connection_count(), 1);
@@ -113,11 +138,16 @@ fn idle_timeout_reaps_silent_connection_only() {
 fn read_timeout_ignores_paused_time_and_server_push() {
     let _serial = serial();
     deadline(30, || {
-        let (engine, p) = start(OnOpen::Pause, |o| o.read_timeout = Some(Duration::from_millis(150)));
+        let (engine, p) = start(OnOpen::Pause, |o| {
+            o.read_timeout = Some(Duration::from_millis(150))
+        });
         let addr = tcp_addr(&engine);
         let _c = connect(addr);
         std::thread::sleep(Duration::from_millis(500));
-        assert!(closes(&p).is_empty(), "paused: the read timeout does not run");
+        assert!(
+            closes(&p).is_empty(),
+            "paused: the read timeout does not run"
+        );
         let h = p.handles.lock().unwrap()[0].clone();
         h.resume_read().unwrap();
         // The server pushes traffic, but nothing is received: still a read timeout.
@@ -137,13 +167,19 @@ fn read_timeout_ignores_paused_time_and_server_push() {
 fn write_timeout_fires_when_peer_stops_reading() {
     let _serial = serial();
     deadline(30, || {
-        let (engine, p) = start(OnOpen::Blast, |o| o.write_timeout = Some(Duration::from_millis(300)));
+        let (engine, p) = start(OnOpen::Blast, |o| {
+            o.write_timeout = Some(Duration::from_millis(300))
+        });
         let addr = tcp_addr(&engine);
         let _c = TcpStream::connect(addr).unwrap(); // never reads
         assert!(wait_until(Duration::from_secs(3), || !closes(&p).is_empty()));
         let c = closes(&p);
         assert_eq!(c[0].0, timeout_name(TimeoutKind::Write));
-        assert!(c[0].1 >= Duration::from_millis(300) && c[0].1 < Duration::from_secs(2), "{:?}", c[0].1);
+        assert!(
+            c[0].1 >= Duration::from_millis(300) && c[0].1 < Duration::from_secs(2),
+            "{:?}",
+            c[0].1
+        );
         assert_eq!(engine.handle().stats().total.queued_out_bytes, 0);
         engine.stop();
     });
@@ -190,7 +226,8 @@ fn slowloris_2000_reaped_while_normal_clients_served() {
         let addr = tcp_addr(&engine);
         let fds0 = fd_count();
         let t0 = Instant::now();
-        let mut lorises: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut lorises: Vec<TcpStream> =
+            (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
         let connect_time = t0.elapsed();
         let trickler = std::thread::spawn(move || {
             // One byte per connection every 1.5 s, three rounds.
@@ -208,7 +245,10 @@ fn slowloris_2000_reaped_while_normal_clients_served() {
             rtts.push(round_trip(addr, b"GET / HTTP/1.1\r\n\r\n"));
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(wait_until(Duration::from_secs(10), || engine.handle().connection_count() == 0));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .handle()
+            .connection_count()
+            == 0));
         let lorises = trickler.join().unwrap();
         let st = engine.handle().stats();
         rtts.sort();
@@ -221,9 +261,19 @@ fn slowloris_2000_reaped_while_normal_clients_served() {
         );
         assert_eq!(st.total.closed.timeout, N as u64);
         let c = closes(&p);
-        assert_eq!(c.iter().filter(|(r, _)| *r == timeout_name(TimeoutKind::Read)).count(), N);
+        assert_eq!(
+            c.iter()
+                .filter(|(r, _)| *r == timeout_name(TimeoutKind::Read))
+                .count(),
+            N
+        );
         drop(lorises);
-        assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2), "fds {} > {}", fd_count(), fds0);
+        assert!(
+            wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+            "fds {} > {}",
+            fd_count(),
+            fds0
+        );
         engine.stop();
     });
 }
@@ -237,12 +287,18 @@ fn no_wakeups_without_timers() {
         let (engine, _p) = start(OnOpen::Nothing, |_| {});
         let addr = tcp_addr(&engine);
         let conns: Vec<TcpStream> = (0..100).map(|_| connect(addr)).collect();
-        assert!(wait_until(Duration::from_secs(5), || engine.handle().connection_count() == 100));
+        assert!(wait_until(Duration::from_secs(5), || engine
+            .handle()
+            .connection_count()
+            == 100));
         std::thread::sleep(Duration::from_millis(100));
         let w0 = engine.handle().stats().total.wakeups;
         std::thread::sleep(Duration::from_secs(1));
         let w1 = engine.handle().stats().total.wakeups;
-        eprintln!("FIGURES idle engine: {} wake-ups in 1 s with 100 idle connections", w1 - w0);
+        eprintln!(
+            "FIGURES idle engine: {} wake-ups in 1 s with 100 idle connections",
+            w1 - w0
+        );
         assert!(w1 - w0 <= 1, "{} wake-ups", w1 - w0);
         drop(conns);
         engine.stop();

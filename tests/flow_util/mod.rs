@@ -40,7 +40,9 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Descriptors this process has open.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// User + system CPU time of this process (from `/proc/self/stat`, in clock ticks
@@ -58,7 +60,12 @@ pub fn cpu_time() -> Duration {
 /// Resident set size of this process.
 pub fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-    s.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+    s.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 4096
 }
 
 /// The engine's TCP address.

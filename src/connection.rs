@@ -1029,6 +1029,7 @@ mod tests {
     #[test]
     fn idle_connection_stays_small() {
         let size = std::mem::size_of::<ConnInner<()>>();
+        eprintln!("ConnInner<()> = {size} bytes");
         assert!(size <= 128, "ConnInner<()> is {size} bytes");
     }
 

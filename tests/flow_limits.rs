@@ -139,7 +139,7 @@ fn flood_past_limit(mode: Mode, loops: usize) {
     engine.stop();
     drop(h); // handles keep the loops' wakers (eventfds) alive
     assert!(
-        wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+        wait_until(Duration::from_secs(5), || fd_count() <= fds0),
         "fds {} vs {}",
         fd_count(),
         fds0
@@ -165,6 +165,7 @@ fn connect_close_churn_10k_no_leak() {
         let (engine, _p) = start(|o| o.backlog = 4096, false);
         let h = engine.handle();
         let addr = tcp_addr(&engine);
+        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         let t0 = Instant::now();
         for i in 0..10_000 {
@@ -180,7 +181,7 @@ fn connect_close_churn_10k_no_leak() {
             h.connection_count()
         );
         assert!(
-            wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+            wait_until(Duration::from_secs(5), || fd_count() <= fds0),
             "fds {} vs {}",
             fd_count(),
             fds0
@@ -190,8 +191,8 @@ fn connect_close_churn_10k_no_leak() {
             "FIGURES churn: 10k connect/close in {churn:?}; closed {:?}",
             st.closed
         );
-        assert_eq!(st.accepted, 10_000);
-        assert_eq!(st.closed.total(), 10_000);
+        assert_eq!(st.accepted, 10_001); // with the warm-up
+        assert_eq!(st.closed.total(), 10_001);
         assert_eq!(st.queued_out_bytes + st.buffered_in_bytes, 0);
         round_trip(addr, b"still fine");
         engine.stop();
@@ -205,6 +206,7 @@ fn accept_then_rst_no_leak() {
         let (engine, p) = start(|o| o.backlog = 4096, false);
         let h = engine.handle();
         let addr = tcp_addr(&engine);
+        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         for i in 0..2000 {
             let s = TcpStream::connect(addr).unwrap();
@@ -222,13 +224,17 @@ fn accept_then_rst_no_leak() {
             h.connection_count()
         );
         assert!(
-            wait_until(Duration::from_secs(5), || fd_count() <= fds0 + 2),
+            wait_until(Duration::from_secs(5), || fd_count() <= fds0),
             "fds {} vs {}",
             fd_count(),
             fds0
         );
         let closes = p.closes.lock().unwrap().clone();
-        assert_eq!(closes.len(), 2000);
+        // Every accepted connection was closed once (a connection reset while still
+        // in the backlog may never be accepted at all: accept4 skips it).
+        let accepted = h.stats().total.accepted;
+        assert!(accepted > 1000 && accepted <= 2001, "{accepted}");
+        assert_eq!(closes.len() as u64, accepted);
         assert!(
             closes.iter().all(|c| c == "Reset" || c == "PeerClosed"),
             "{:?}",

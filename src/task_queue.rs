@@ -8,8 +8,9 @@
 //!
 //! Wake-ups are coalesced: a pusher writes the eventfd only when it flips the
 //! `notified` flag from false to true, so a burst of N pushes costs one syscall. The
-//! loop clears the flag *before* taking the tasks, so a push racing with the drain
-//! either is seen by the drain or writes the eventfd again — never lost.
+//! loop drains the eventfd, then clears the flag, then takes the tasks: a push
+//! racing with the drain either is seen by it or writes the eventfd again (after
+//! the drain) — never lost.
 //!
 //! Once the loop has stopped the queue is closed: pushes fail and hand the task back,
 //! so the caller can complete its callback with an error instead of leaking it.
@@ -113,8 +114,12 @@ impl TaskQueue {
     /// Moves all urgent tasks and up to `normal_limit` normal ones into `out`.
     /// Returns true if normal tasks were left behind (the loop should not block).
     pub(crate) fn take(&self, out: &mut Vec<Task>, normal_limit: usize) -> bool {
-        self.notified.store(false, Ordering::Release);
+        // Drain the eventfd *before* clearing the flag: the other order can consume
+        // the eventfd write of a push made just after the flag was cleared, leaving
+        // the flag set with no wake-up pending, and every later push (seeing the flag
+        // set) would skip its write while the loop blocks — a lost wake-up.
         sys::eventfd_read(self.waker.as_raw_fd());
+        self.notified.store(false, Ordering::Release);
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         out.append(&mut lanes.urgent);
         let n = lanes.normal.len().min(normal_limit);

@@ -26,8 +26,8 @@ pub(crate) fn run(
     sockets: Vec<Arc<ListenSocket>>,
     opts: Arc<Options>,
     engine: EngineHandle,
+    mut poller: Epoll,
 ) -> io::Result<()> {
-    let mut poller = Epoll::new()?;
     poller.add(
         shared.queue.waker_fd(),
         WAKER_TOKEN,

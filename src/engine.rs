@@ -7,6 +7,7 @@ use crate::event_loop::{EventLoop, LoopSetup, LoopShared};
 use crate::handler::EventHandler;
 use crate::listener::{self, ListenSocket};
 use crate::options::{LoadBalancer, Mode, Options};
+use crate::poller::Epoll;
 use crate::stats::Stats;
 use crate::task_queue::Task;
 use std::cell::Cell;
@@ -413,13 +414,24 @@ impl EngineBuilder {
             shared: shared.clone(),
         };
         let factory = Arc::new(factory);
+        // Every poller exists before any thread starts: a failure leaves nothing
+        // running, and all of the engine's descriptors are open once `start` returns.
+        let pollers: Vec<Epoll> = (0..n)
+            .map(|_| Epoll::new())
+            .collect::<std::io::Result<_>>()?;
+        let acceptor_poller = if acceptor.is_some() {
+            Some(Epoll::new()?)
+        } else {
+            None
+        };
         let mut threads = Vec::new();
-        for (shared_loop, listeners) in loops.iter().cloned().zip(per_loop) {
+        for ((shared_loop, listeners), poller) in loops.iter().cloned().zip(per_loop).zip(pollers) {
             let setup = LoopSetup {
                 shared: shared_loop,
                 engine: handle.clone(),
                 opts: opts.clone(),
                 listeners,
+                poller,
             };
             let factory = factory.clone();
             let name = format!("netloop-loop-{}", setup.shared.index);
@@ -427,10 +439,10 @@ impl EngineBuilder {
                 EventLoop::run(setup, |i| factory(i))
             })?);
         }
-        if let Some(acc) = acceptor {
+        if let (Some(acc), Some(poller)) = (acceptor, acceptor_poller) {
             let (loops, opts, h) = (loops.clone(), opts.clone(), handle.clone());
             threads.push(spawn(&handle, "netloop-acceptor".into(), move || {
-                acceptor::run(acc, loops, for_acceptor, opts, h)
+                acceptor::run(acc, loops, for_acceptor, opts, h, poller)
             })?);
         }
         Ok(Engine {

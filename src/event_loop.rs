@@ -72,6 +72,9 @@ pub(crate) struct LoopSetup {
     pub(crate) opts: Arc<Options>,
     /// Listeners this loop accepts on, and whether each is shared with other loops.
     pub(crate) listeners: Vec<(Arc<ListenSocket>, bool)>,
+    /// The loop's epoll instance, created by `start` so that every descriptor the
+    /// engine needs exists once `start` returns.
+    pub(crate) poller: Epoll,
 }
 
 struct Slot<S> {
@@ -126,6 +129,7 @@ impl<H: EventHandler> EventLoop<H> {
             engine,
             opts,
             listeners,
+            poller,
         } = setup;
         if opts.cpu_affinity {
             let cpus = std::thread::available_parallelism()
@@ -135,7 +139,6 @@ impl<H: EventHandler> EventLoop<H> {
                 tracing::warn!(error = %e, "could not pin event loop to a CPU");
             }
         }
-        let poller = Epoll::new()?;
         poller.add(
             shared.queue.waker_fd(),
             WAKER_TOKEN,

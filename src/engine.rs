@@ -330,6 +330,21 @@ impl EngineBuilder {
         self.opts.cpu_affinity = on;
         self
     }
+    /// Limits open connections across the engine ([`Options::max_connections`]).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.opts.max_connections = Some(n);
+        self
+    }
+    /// Closes connections idle this long ([`Options::idle_timeout`]).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.opts.idle_timeout = Some(d);
+        self
+    }
+    /// How long a graceful stop drains ([`Options::drain_timeout`]).
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.opts.drain_timeout = d;
+        self
+    }
     /// The options as configured so far, to change any other field.
     pub fn options_mut(&mut self) -> &mut Options {
         &mut self.opts

@@ -267,7 +267,13 @@ fn zero_length_writes_are_harmless() {
         let (cpu0, t0) = (cpu_time(), Instant::now());
         std::thread::sleep(Duration::from_millis(500));
         assert!(cpu_time() - cpu0 < t0.elapsed() / 5, "spinning");
-        assert_eq!(h.stats().total.queued_out_bytes, 0);
+        let st = h.stats();
+        assert_eq!(st.total.queued_out_bytes, 0);
+        // Stats: 190 bytes echoed ("0".."99"), zero-length writes count nothing.
+        assert_eq!((st.total.bytes_in, st.total.bytes_out), (190, 190));
+        assert_eq!(st.loops.len(), 1);
+        assert_eq!(st.total.open, 1);
+        assert!(st.total.events >= 100 && st.total.wakeups >= 100);
         drop(c);
         assert!(wait_until(Duration::from_secs(5), || h.connection_count() == 0));
         assert!(p.closes.lock().unwrap().iter().all(|c| c == "PeerClosed"));

@@ -286,48 +286,60 @@ fn async_writes_count_toward_outbound_cap() {
 #[test]
 fn inbound_cap_stops_reading_without_spinning() {
     let _serial = serial();
-    deadline(60, || {
-        let cap = 256 * 1024;
-        let (engine, p) = start(Mode2::Sink, false, |o| o.max_inbound_bytes = cap);
-        let addr = tcp_addr(&engine);
-        let total = 8 * MIB;
-        let writer = std::thread::spawn(move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(&vec![1u8; total]).unwrap();
-            s
-        });
-        assert!(wait_until(Duration::from_secs(5), || engine
-            .handle()
-            .stats()
-            .total
-            .buffered_in_bytes
-            >= cap as u64));
-        let calls = p.traffic_calls.load(Ordering::Relaxed);
-        let (cpu0, t0) = (cpu_time(), Instant::now());
-        std::thread::sleep(Duration::from_millis(1500));
-        let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
-        let st = engine.handle().stats().total;
-        eprintln!(
-            "FIGURES inbound cap: buffered={} KiB, cpu {cpu:?} over {wall:?}",
-            st.buffered_in_bytes / 1024
-        );
-        assert!(st.buffered_in_bytes <= cap as u64);
-        assert!(cpu < wall / 5, "loop spinning: {cpu:?} of CPU in {wall:?}");
-        assert_eq!(
-            p.traffic_calls.load(Ordering::Relaxed),
-            calls,
-            "no reads while at the cap"
-        );
-        // Consume: a wake lets the handler drain, and reading resumes.
-        p.consume.store(true, Ordering::Relaxed);
-        p.handles.lock().unwrap()[0].wake().unwrap();
-        let _s = writer.join().unwrap();
-        assert!(wait_until(Duration::from_secs(20), || p
-            .consumed
-            .load(Ordering::Relaxed)
-            == total as u64));
-        engine.stop();
+    deadline(60, || inbound_cap(false));
+}
+
+/// The same with edge-triggered registration.
+#[test]
+fn inbound_cap_stops_reading_without_spinning_edge_triggered() {
+    let _serial = serial();
+    deadline(60, || inbound_cap(true));
+}
+
+fn inbound_cap(edge: bool) {
+    let cap = 256 * 1024;
+    let (engine, p) = start(Mode2::Sink, false, |o| {
+        o.max_inbound_bytes = cap;
+        o.edge_triggered = edge;
     });
+    let addr = tcp_addr(&engine);
+    let total = 8 * MIB;
+    let writer = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&vec![1u8; total]).unwrap();
+        s
+    });
+    assert!(wait_until(Duration::from_secs(5), || engine
+        .handle()
+        .stats()
+        .total
+        .buffered_in_bytes
+        >= cap as u64));
+    let calls = p.traffic_calls.load(Ordering::Relaxed);
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
+    let st = engine.handle().stats().total;
+    eprintln!(
+        "FIGURES inbound cap: buffered={} KiB, cpu {cpu:?} over {wall:?}",
+        st.buffered_in_bytes / 1024
+    );
+    assert!(st.buffered_in_bytes <= cap as u64);
+    assert!(cpu < wall / 5, "loop spinning: {cpu:?} of CPU in {wall:?}");
+    assert_eq!(
+        p.traffic_calls.load(Ordering::Relaxed),
+        calls,
+        "no reads while at the cap"
+    );
+    // Consume: a wake lets the handler drain, and reading resumes.
+    p.consume.store(true, Ordering::Relaxed);
+    p.handles.lock().unwrap()[0].wake().unwrap();
+    let _s = writer.join().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || p
+        .consumed
+        .load(Ordering::Relaxed)
+        == total as u64));
+    engine.stop();
 }
 
 /// `pause_read` (from `on_open`) holds bytes back until `ConnHandle::resume_read`.
@@ -335,7 +347,8 @@ fn inbound_cap_stops_reading_without_spinning() {
 fn pause_and_resume_read_through_handle() {
     let _serial = serial();
     deadline(30, || {
-        let (engine, p) = start(Mode2::Echo, true, |_| {});
+        // Edge-triggered: resuming must re-arm readiness for bytes already waiting.
+        let (engine, p) = start(Mode2::Echo, true, |o| o.edge_triggered = true);
         let addr = tcp_addr(&engine);
         let mut c = connect(addr);
         c.write_all(b"hello").unwrap();

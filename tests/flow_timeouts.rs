@@ -118,11 +118,12 @@ fn idle_timeout_reaps_silent_connection_only() {
             chatty.read_exact(&mut b).unwrap();
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(wait_until(Duration::from_secs(2), || !closes(&p).is_empty()));
         let c = closes(&p);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].0, timeout_name(TimeoutKind::Idle));
         assert!(
-            c[0].1 >= Duration::from_millis(200) && c[0].1 < Duration::from_millis(400),
+            c[0].1 >= Duration::from_millis(200) && c[0].1 < Duration::from_secs(1),
             "{:?}",
             c[0].1
         );
@@ -201,6 +202,7 @@ fn deadline_closes_unless_cleared() {
             let _ = slow.write_all(b"a");
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(wait_until(Duration::from_secs(2), || !closes(&p).is_empty()));
         let c = closes(&p);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].0, timeout_name(TimeoutKind::Deadline));

@@ -140,6 +140,10 @@ pub struct Options {
     /// [`Stats::rejected`](crate::Stats::rejected)) rather than left in the backlog,
     /// so the listener never stays readable and the loop never spins. `None` or
     /// `Some(0)`: unlimited. Default: unlimited.
+    ///
+    /// Exact with one accepting thread ([`Mode::Single`], [`Mode::Reactor`]); in
+    /// [`Mode::Shared`] and [`Mode::ReusePort`] loops accept concurrently, so the
+    /// count can pass the limit by up to `loops - 1` for a moment.
     pub max_connections: Option<usize>,
     /// After [`EngineHandle::stop`](crate::EngineHandle::stop): how long connections
     /// get to send what is queued for them before the rest are closed. A second

@@ -7,6 +7,7 @@
 //! so a burst of accepts is balanced by the least-connections policy before the
 //! sub-loops have caught up.
 
+use crate::engine::EngineHandle;
 use crate::event_loop::{report, LoopShared, Ready, LISTENER_TOKEN, WAKER_TOKEN};
 use crate::listener::{self, Accepted, ListenSocket, Listener};
 use crate::load_balancer::Balancer;
@@ -24,6 +25,7 @@ pub(crate) fn run(
     loops: Vec<Arc<LoopShared>>,
     sockets: Vec<Arc<ListenSocket>>,
     opts: Arc<Options>,
+    engine: EngineHandle,
     ready: Ready,
 ) -> io::Result<()> {
     let setup = || -> io::Result<(Epoll, Vec<Listener>)> {
@@ -52,7 +54,10 @@ pub(crate) fn run(
     loop {
         if std::mem::take(&mut woken) || shared.queue.is_notified() {
             shared.queue.take(&mut tasks, usize::MAX);
-            if tasks.drain(..).any(|t| matches!(t, Task::Stop)) {
+            if tasks
+                .drain(..)
+                .any(|t| matches!(t, Task::Stop | Task::StopNow))
+            {
                 break;
             }
         }
@@ -74,6 +79,14 @@ pub(crate) fn run(
             }
             let l = &mut listeners[(LISTENER_TOKEN - token) as usize];
             while let Accepted::Conn(fd, peer) = l.accept(&poller) {
+                if let Some(max) = opts.max_connections.filter(|&m| m > 0) {
+                    if engine.connection_count() >= max {
+                        // Over the limit: accepted and closed at once (see Options).
+                        drop(fd);
+                        engine.note_rejected();
+                        continue;
+                    }
+                }
                 let is_tcp = l.sock.is_tcp();
                 listener::configure(&fd, is_tcp, &opts);
                 let target = &loops[balancer.pick(&loops, &peer)];

@@ -5,13 +5,15 @@ use crate::buffer::{BufferPool, LinkedBuffer, RingBuffer};
 use crate::error::Error;
 use crate::event_loop::LoopShared;
 use crate::handle::{run_callback, ConnHandle, WriteCallback};
-use crate::handler::CloseReason;
+use crate::handler::{CloseReason, TimeoutKind};
 use crate::poller::Interest;
+use crate::stats::LoopCounters;
 use crate::sys;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Gathered writes use at most this many iovecs per syscall.
 pub(crate) const MAX_IOVECS: usize = 64;
@@ -22,6 +24,7 @@ pub(crate) enum Drain {
     Local,
     PeerClosed,
     Handle,
+    EngineStopped,
 }
 
 impl Drain {
@@ -30,6 +33,98 @@ impl Drain {
             Drain::Local => CloseReason::Local,
             Drain::PeerClosed => CloseReason::PeerClosed,
             Drain::Handle => CloseReason::Handle,
+            Drain::EngineStopped => CloseReason::EngineStopped,
+        }
+    }
+}
+
+/// A loop's coarse clock: tick numbers of the timing wheel. Tick 0 is never a
+/// deadline (it means "none"), so ticks count from 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: Instant,
+    res_ns: u64,
+}
+
+impl Clock {
+    pub(crate) fn new(origin: Instant, resolution: Duration) -> Clock {
+        Clock {
+            origin,
+            res_ns: (resolution.as_nanos() as u64).max(1),
+        }
+    }
+    /// The tick `t` falls in.
+    pub(crate) fn tick(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.origin).as_nanos() / u128::from(self.res_ns)) as u64 + 1
+    }
+    /// Whole ticks covering `d` (rounded up; 0 only for a zero duration).
+    pub(crate) fn ticks(&self, d: Duration) -> u64 {
+        d.as_nanos()
+            .div_ceil(u128::from(self.res_ns))
+            .min(u128::from(u32::MAX)) as u64
+    }
+    /// When tick `t` starts.
+    pub(crate) fn instant(&self, t: u64) -> Instant {
+        self.origin + Duration::from_nanos(t.saturating_sub(1).saturating_mul(self.res_ns))
+    }
+}
+
+/// A loop's flow-control and timeout settings, resolved from the options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flow {
+    pub(crate) high: usize,
+    pub(crate) low: usize,
+    pub(crate) max_out: usize,
+    pub(crate) max_in: usize,
+    /// Timeouts in ticks (0: off).
+    pub(crate) idle: u64,
+    pub(crate) read: u64,
+    pub(crate) write: u64,
+    pub(crate) clock: Clock,
+}
+
+impl Flow {
+    pub(crate) fn new(o: &crate::options::Options, clock: Clock) -> Flow {
+        let t = |d: Option<Duration>| d.map_or(0, |d| clock.ticks(d).max(1));
+        Flow {
+            high: o.write_high_water,
+            low: o.write_low_water.min(o.write_high_water),
+            max_out: o.max_outbound_bytes,
+            max_in: o.max_inbound_bytes.max(1),
+            idle: t(o.idle_timeout),
+            read: t(o.read_timeout),
+            write: t(o.write_timeout),
+            clock,
+        }
+    }
+    /// Is any engine-wide timeout on?
+    pub(crate) fn timeouts(&self) -> bool {
+        self.idle | self.read | self.write != 0
+    }
+}
+
+/// Per-connection overrides of the loop's [`Flow`]; boxed and only allocated once
+/// a handler overrides something, so a default connection stays small.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnConfig {
+    high: usize,
+    low: usize,
+    idle: u64,
+    read: u64,
+    write: u64,
+    /// Absolute deadline tick (0: none).
+    deadline: u64,
+}
+
+impl ConnConfig {
+    fn from_flow(f: &Flow) -> ConnConfig {
+        ConnConfig {
+            high: f.high,
+            low: f.low,
+            idle: f.idle,
+            read: f.read,
+            write: f.write,
+            deadline: 0,
         }
     }
 }
@@ -43,10 +138,49 @@ pub(crate) struct WriteWaiters {
     waiters: VecDeque<(u64, WriteCallback)>,
 }
 
+/// Why a write failed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The socket failed.
+    Io(io::Error),
+    /// Queuing the rest would pass `max_outbound_bytes`.
+    Overflow,
+}
+
+impl WriteError {
+    pub(crate) fn close_reason(&self) -> CloseReason {
+        match self {
+            WriteError::Io(e) => *failure(e),
+            WriteError::Overflow => CloseReason::OutboundOverflow,
+        }
+    }
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            WriteError::Io(e) => Error::Io(e),
+            WriteError::Overflow => Error::OutboundOverflow,
+        }
+    }
+    fn into_io(self) -> io::Error {
+        match self {
+            WriteError::Io(e) => e,
+            WriteError::Overflow => io::Error::other(Error::OutboundOverflow),
+        }
+    }
+}
+
+/// What the write paths need from the loop besides the connection.
+pub(crate) struct Out<'a> {
+    pub(crate) pool: &'a mut BufferPool,
+    pub(crate) stats: &'a LoopCounters,
+    pub(crate) now: u64,
+    pub(crate) max_out: usize,
+}
+
 /// The loop-private part of a connection, stored in the loop's slab.
 ///
 /// Kept small on purpose: an idle connection is this struct and nothing else (no
-/// buffer is held while both queues are empty).
+/// buffer is held while both queues are empty; per-connection overrides live in a
+/// box that exists only once a handler sets one).
 pub(crate) struct ConnInner<S> {
     pub(crate) fd: OwnedFd,
     pub(crate) inbound: RingBuffer,
@@ -54,6 +188,16 @@ pub(crate) struct ConnInner<S> {
     pub(crate) waiters: Option<Box<WriteWaiters>>,
     /// An error met while writing inside a callback; the loop closes with it.
     pub(crate) failed: Option<Box<CloseReason>>,
+    pub(crate) cfg: Option<Box<ConnConfig>>,
+    /// Tick of the last byte received / of the last byte the kernel took (or of
+    /// the moment the outbound queue became non-empty).
+    pub(crate) last_rx: u64,
+    pub(crate) last_tx: u64,
+    /// The tick of this connection's live timing-wheel entry (0: none).
+    pub(crate) armed: u64,
+    /// Queue lengths last added to the loop's gauges.
+    pub(crate) acct_out: usize,
+    pub(crate) acct_in: usize,
     /// Current registration with the poller.
     pub(crate) interest: Interest,
     /// Set once the connection is closing: it no longer reads and closes when drained.
@@ -62,21 +206,33 @@ pub(crate) struct ConnInner<S> {
     pub(crate) read_closed: bool,
     /// `on_close` has run: writes are discarded.
     pub(crate) closed: bool,
+    /// The handler paused reading.
+    pub(crate) paused: bool,
+    /// Above the high water mark (and not yet back to the low one).
+    pub(crate) unwritable: bool,
     pub(crate) state: S,
 }
 
 impl<S: Default> ConnInner<S> {
-    pub(crate) fn new(fd: OwnedFd) -> ConnInner<S> {
+    pub(crate) fn new(fd: OwnedFd, now: u64) -> ConnInner<S> {
         ConnInner {
             fd,
             inbound: RingBuffer::new(),
             outbound: LinkedBuffer::new(),
             waiters: None,
             failed: None,
+            cfg: None,
+            last_rx: now,
+            last_tx: now,
+            armed: 0,
+            acct_out: 0,
+            acct_in: 0,
             interest: Interest::READ,
             draining: None,
             read_closed: false,
             closed: false,
+            paused: false,
+            unwritable: false,
             state: S::default(),
         }
     }
@@ -92,12 +248,113 @@ impl<S> ConnInner<S> {
         socket2::SockRef::from(&self.fd).take_error().ok().flatten()
     }
 
+    /// Should the loop read this connection now?
+    pub(crate) fn wants_read(&self, max_in: usize) -> bool {
+        !self.read_closed && self.draining.is_none() && !self.paused && self.inbound.len() < max_in
+    }
+
     /// The interest this connection should have now.
-    pub(crate) fn wanted_interest(&self) -> Interest {
-        let read = !self.read_closed && self.draining.is_none();
+    pub(crate) fn wanted_interest(&self, max_in: usize) -> Interest {
         Interest::NONE
-            .with_read(read)
+            .with_read(self.wants_read(max_in))
             .with_write(!self.outbound.is_empty())
+    }
+
+    /// Nothing for `settle` to do: no failure, nothing queued or newly buffered
+    /// since the gauges were updated, writable, no timers, interest up to date.
+    #[inline]
+    pub(crate) fn is_quiet(&self, f: &Flow) -> bool {
+        self.failed.is_none()
+            && self.draining.is_none()
+            && self.outbound.is_empty()
+            && self.acct_out == 0
+            && self.inbound.len() == self.acct_in
+            && !self.unwritable
+            && self.interest == self.wanted_interest(f.max_in)
+            && !self.has_timers(f)
+    }
+
+    /// The (low, high) water marks in force.
+    pub(crate) fn water_marks(&self, f: &Flow) -> (usize, usize) {
+        self.cfg
+            .as_deref()
+            .map_or((f.low, f.high), |c| (c.low, c.high))
+    }
+
+    /// Whether the connection is writable given its queue now (with hysteresis).
+    pub(crate) fn writable_now(&self, f: &Flow) -> bool {
+        let (low, high) = self.water_marks(f);
+        let q = self.outbound.len();
+        if self.unwritable {
+            q <= low
+        } else {
+            q <= high
+        }
+    }
+
+    /// Is any timeout possible on this connection?
+    pub(crate) fn has_timers(&self, f: &Flow) -> bool {
+        match self.cfg.as_deref() {
+            Some(c) => c.idle | c.read | c.write | c.deadline != 0,
+            None => f.timeouts(),
+        }
+    }
+
+    /// The earliest tick at which a timeout of this connection expires, and which.
+    pub(crate) fn next_expiry(&self, f: &Flow) -> Option<(u64, TimeoutKind)> {
+        let (idle, read, write, deadline) = match self.cfg.as_deref() {
+            Some(c) => (c.idle, c.read, c.write, c.deadline),
+            None => (f.idle, f.read, f.write, 0),
+        };
+        let mut best: Option<(u64, TimeoutKind)> = None;
+        let mut consider = |at: u64, k: TimeoutKind| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, k));
+            }
+        };
+        // One tick added: the last activity may have been anywhere in its tick, and
+        // a timeout must never fire early.
+        if deadline != 0 {
+            consider(deadline, TimeoutKind::Deadline);
+        }
+        if idle != 0 {
+            consider(self.last_rx.max(self.last_tx) + idle + 1, TimeoutKind::Idle);
+        }
+        if read != 0 && self.wants_read(f.max_in) {
+            consider(self.last_rx + read + 1, TimeoutKind::Read);
+        }
+        if write != 0 && !self.outbound.is_empty() {
+            consider(self.last_tx + write + 1, TimeoutKind::Write);
+        }
+        best
+    }
+
+    /// Brings the loop's queued-bytes gauges up to date with this connection, and
+    /// starts the write-stall clock when the outbound queue becomes non-empty.
+    pub(crate) fn account(&mut self, stats: &LoopCounters, now: u64) {
+        let out = self.outbound.len();
+        if out != self.acct_out {
+            if self.acct_out == 0 {
+                self.last_tx = now;
+            }
+            stats.queued_out.add(out as u64);
+            stats.queued_out.sub(self.acct_out as u64);
+            self.acct_out = out;
+        }
+        let inb = self.inbound.len();
+        if inb != self.acct_in {
+            stats.buffered_in.add(inb as u64);
+            stats.buffered_in.sub(self.acct_in as u64);
+            self.acct_in = inb;
+        }
+    }
+
+    /// Takes this connection out of the loop's gauges (it is closing).
+    pub(crate) fn unaccount(&mut self, stats: &LoopCounters) {
+        stats.queued_out.sub(self.acct_out as u64);
+        stats.buffered_in.sub(self.acct_in as u64);
+        self.acct_out = 0;
+        self.acct_in = 0;
     }
 
     /// Records that `n` more bytes reached the kernel; fires the callbacks whose
@@ -143,7 +400,7 @@ impl<S> ConnInner<S> {
     }
 
     /// Writes as much of the outbound queue as the socket takes.
-    pub(crate) fn flush(&mut self, pool: &mut BufferPool) -> io::Result<()> {
+    pub(crate) fn flush(&mut self, out: &mut Out<'_>) -> io::Result<()> {
         while !self.outbound.is_empty() {
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
             let cnt = self.outbound.io_slices(&mut iov);
@@ -155,7 +412,11 @@ impl<S> ConnInner<S> {
             };
             match res {
                 Ok(n) => {
-                    self.outbound.consume(n, pool);
+                    self.outbound.consume(n, out.pool);
+                    if n > 0 {
+                        out.stats.bytes_out.add(n as u64);
+                        self.last_tx = out.now;
+                    }
                     self.note_sent(n);
                     if n < want {
                         return Ok(()); // the socket buffer is full
@@ -174,14 +435,29 @@ impl<S> ConnInner<S> {
     pub(crate) fn write_vectored(
         &mut self,
         bufs: &[&[u8]],
-        pool: &mut BufferPool,
-    ) -> io::Result<()> {
-        write_or_queue(self.fd.as_raw_fd(), &mut self.outbound, bufs, pool)
+        out: &mut Out<'_>,
+    ) -> Result<(), WriteError> {
+        let sent = write_or_queue(
+            self.fd.as_raw_fd(),
+            &mut self.outbound,
+            bufs,
+            out.pool,
+            out.max_out,
+        )?;
+        if sent > 0 {
+            out.stats.bytes_out.add(sent as u64);
+            self.last_tx = out.now;
+        }
+        Ok(())
     }
 
     /// Takes an owned buffer: written directly if possible, the rest queued without
     /// a copy when nothing of it was sent.
-    pub(crate) fn write_owned(&mut self, data: Vec<u8>, pool: &mut BufferPool) -> io::Result<()> {
+    pub(crate) fn write_owned(
+        &mut self,
+        data: Vec<u8>,
+        out: &mut Out<'_>,
+    ) -> Result<(), WriteError> {
         let mut sent = 0;
         if self.outbound.is_empty() && !data.is_empty() {
             match sys::send(self.raw_fd(), &data) {
@@ -189,15 +465,22 @@ impl<S> ConnInner<S> {
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(WriteError::Io(e)),
             }
+        }
+        if sent > 0 {
+            out.stats.bytes_out.add(sent as u64);
+            self.last_tx = out.now;
+        }
+        if sent < data.len() && self.outbound.len() + (data.len() - sent) > out.max_out {
+            return Err(WriteError::Overflow);
         }
         if sent == 0 {
             if !data.is_empty() {
                 self.outbound.push_owned(data);
             }
         } else if sent < data.len() {
-            self.outbound.push(&data[sent..], pool);
+            self.outbound.push(&data[sent..], out.pool);
         }
         Ok(())
     }
@@ -211,68 +494,23 @@ impl<S> ConnInner<S> {
 
 /// Writes `bufs` straight to the socket when nothing is queued, and queues whatever
 /// the socket did not take.
-#[inline]
+/// Returns how many bytes went straight to the socket. Refuses (queuing nothing
+/// more) when the queue would pass `max_out`.
 fn write_or_queue(
     fd: RawFd,
     outbound: &mut LinkedBuffer,
     bufs: &[&[u8]],
     pool: &mut BufferPool,
-) -> io::Result<()> {
-    // The hot path — nothing queued, one non-empty buffer (possibly followed by an
-    // empty one, as `split()` gives), all taken by the kernel — stays inline.
-    if outbound.is_empty() {
-        let one = match bufs {
-            [a] => Some(*a),
-            [a, []] => Some(*a),
-            _ => None,
-        };
-        if let Some(a) = one {
-            if a.is_empty() {
-                return Ok(());
-            }
-            if let Ok(n) = sys::send(fd, a) {
-                if n == a.len() {
-                    return Ok(());
-                }
-                return queue_rest(outbound, bufs, n, pool);
-            }
-        }
-    }
-    write_or_queue_slow(fd, outbound, bufs, pool)
-}
-
-/// Queues what is left of `bufs` after the first `skip` bytes were sent.
-#[cold]
-fn queue_rest(
-    outbound: &mut LinkedBuffer,
-    bufs: &[&[u8]],
-    mut skip: usize,
-    pool: &mut BufferPool,
-) -> io::Result<()> {
-    for b in bufs {
-        if skip >= b.len() {
-            skip -= b.len();
-            continue;
-        }
-        outbound.push(&b[skip..], pool);
-        skip = 0;
-    }
-    Ok(())
-}
-
-#[cold]
-fn write_or_queue_slow(
-    fd: RawFd,
-    outbound: &mut LinkedBuffer,
-    bufs: &[&[u8]],
-    pool: &mut BufferPool,
-) -> io::Result<()> {
+    max_out: usize,
+) -> Result<usize, WriteError> {
     let mut skip = 0usize;
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    if total == 0 {
+        return Ok(0);
+    }
     if outbound.is_empty() {
         let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
-        let Some(first) = nonempty.next() else {
-            return Ok(());
-        };
+        let first = nonempty.next().copied().unwrap_or_default();
         let res = if nonempty.next().is_none() {
             sys::send(fd, first)
         } else {
@@ -289,15 +527,26 @@ fn write_or_queue_slow(
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(WriteError::Io(e)),
         }
     }
-    queue_rest(outbound, bufs, skip, pool)
+    let sent = skip;
+    if sent < total && outbound.len() + (total - sent) > max_out {
+        return Err(WriteError::Overflow);
+    }
+    for b in bufs {
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        outbound.push(&b[skip..], pool);
+        skip = 0;
+    }
+    Ok(sent)
 }
 
 /// The unconsumed inbound bytes: fresh bytes in the loop's read buffer, or the
 /// connection's ring, minus the `consumed` prefix.
-#[inline]
 fn view_of<'b>(
     fresh: Option<(usize, usize)>,
     consumed: usize,
@@ -318,7 +567,7 @@ fn view_of<'b>(
 }
 
 /// Turns a write error into the reason the connection will close with.
-pub(crate) fn failure(e: &io::Error) -> Box<CloseReason> {
+fn failure(e: &io::Error) -> Box<CloseReason> {
     let copy = match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(e.kind(), e.to_string()),
@@ -336,7 +585,8 @@ pub struct Writer<'c> {
     fd: RawFd,
     outbound: &'c mut LinkedBuffer,
     failed: &'c mut Option<Box<CloseReason>>,
-    pool: &'c mut BufferPool,
+    last_tx: &'c mut u64,
+    out: Out<'c>,
     open: bool,
 }
 
@@ -347,22 +597,27 @@ impl Writer<'_> {
     }
 
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
-    #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         if !self.open || self.failed.is_some() {
             return Err(closed_error());
         }
-        if bufs.len() <= MAX_IOVECS {
-            let res = write_or_queue(self.fd, self.outbound, bufs, self.pool);
-            if let Err(e) = &res {
-                *self.failed = Some(failure(e));
-            }
-            return res;
-        }
         for chunk in bufs.chunks(MAX_IOVECS) {
-            if let Err(e) = write_or_queue(self.fd, self.outbound, chunk, self.pool) {
-                *self.failed = Some(failure(&e));
-                return Err(e);
+            match write_or_queue(
+                self.fd,
+                self.outbound,
+                chunk,
+                self.out.pool,
+                self.out.max_out,
+            ) {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.out.stats.bytes_out.add(n as u64);
+                    *self.last_tx = self.out.now;
+                }
+                Err(e) => {
+                    *self.failed = Some(Box::new(e.close_reason()));
+                    return Err(e.into_io());
+                }
             }
         }
         Ok(())
@@ -379,6 +634,9 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) pool: &'a mut BufferPool,
     pub(crate) read_buf: &'a [u8],
     pub(crate) shared: &'a Arc<LoopShared>,
+    pub(crate) flow: &'a Flow,
+    /// The loop's current tick.
+    pub(crate) now: u64,
 }
 
 /// A connection, as seen by handler callbacks on its event loop.
@@ -392,6 +650,18 @@ pub(crate) struct ConnCtx<'a> {
 /// **Outbound**: [`write`](Conn::write) goes to the socket at once when nothing is
 /// queued; only what the socket does not take is queued, and write interest is
 /// registered only while something is queued.
+///
+/// **Flow control**: past the high water mark the connection is
+/// [unwritable](Conn::is_writable) (advice; the handler is told through
+/// [`on_writable_changed`](crate::EventHandler::on_writable_changed)); past
+/// [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes) a write fails
+/// and the connection closes. Reading can be [paused](Conn::pause_read), and stops
+/// by itself while [`Options::max_inbound_bytes`](crate::Options::max_inbound_bytes)
+/// are buffered unconsumed.
+///
+/// **Timeouts**: idle, read and write timeouts default to the engine's options and
+/// can be changed per connection ([`set_idle_timeout`](Conn::set_idle_timeout)…);
+/// [`set_deadline`](Conn::set_deadline) closes at a fixed instant (for handshakes).
 pub struct Conn<'a, S> {
     pub(crate) inner: &'a mut ConnInner<S>,
     pub(crate) ctx: ConnCtx<'a>,
@@ -423,7 +693,6 @@ impl<'a, S> Conn<'a, S> {
 
     /// Settles inbound bookkeeping after a callback: consumed bytes leave the ring,
     /// unconsumed fresh bytes are copied into it.
-    #[inline]
     pub(crate) fn finish(&mut self) {
         match self.fresh.take() {
             Some((start, end)) => {
@@ -459,10 +728,8 @@ impl<'a, S> Conn<'a, S> {
 
     /// Number of unconsumed inbound bytes.
     pub fn buffered(&self) -> usize {
-        match self.fresh {
-            Some((start, end)) => (end - start).saturating_sub(self.consumed),
-            None => self.inner.inbound.len().saturating_sub(self.consumed),
-        }
+        let (a, b) = self.inbound();
+        a.len() + b.len()
     }
 
     /// Makes the first `n` unconsumed bytes contiguous (no allocation: the ring is
@@ -553,7 +820,13 @@ impl<'a, S> Conn<'a, S> {
             fd: self.inner.fd.as_raw_fd(),
             outbound: &mut self.inner.outbound,
             failed: &mut self.inner.failed,
-            pool: self.ctx.pool,
+            last_tx: &mut self.inner.last_tx,
+            out: Out {
+                pool: self.ctx.pool,
+                stats: &self.ctx.shared.stats,
+                now: self.ctx.now,
+                max_out: self.ctx.flow.max_out,
+            },
             open,
         };
         ([a, b], w)
@@ -581,7 +854,13 @@ impl<'a, S> Conn<'a, S> {
         if self.inner.closed {
             return Err(closed_error());
         }
-        let res = self.inner.flush(self.ctx.pool);
+        let mut out = Out {
+            pool: self.ctx.pool,
+            stats: &self.ctx.shared.stats,
+            now: self.ctx.now,
+            max_out: self.ctx.flow.max_out,
+        };
+        let res = self.inner.flush(&mut out);
         if let Err(e) = &res {
             self.inner.failed = Some(failure(e));
         }
@@ -599,6 +878,99 @@ impl<'a, S> Conn<'a, S> {
         if self.inner.draining.is_none() {
             self.inner.draining = Some(Drain::Local);
         }
+    }
+
+    // ----- flow control -----
+
+    /// Is the connection writable: is its outbound queue within the water marks?
+    /// False from when more than the high mark is queued until the queue drains to
+    /// the low mark. Writes still succeed while unwritable (up to
+    /// [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes)).
+    pub fn is_writable(&self) -> bool {
+        self.inner.writable_now(self.ctx.flow)
+    }
+
+    /// Sets this connection's outbound water marks (`low` is clamped to `high`).
+    /// Default: [`Options::write_low_water`](crate::Options::write_low_water) and
+    /// [`Options::write_high_water`](crate::Options::write_high_water).
+    pub fn set_write_water_marks(&mut self, low: usize, high: usize) {
+        let c = self.cfg_mut();
+        c.high = high;
+        c.low = low.min(high);
+    }
+
+    /// This connection's (low, high) outbound water marks.
+    pub fn write_water_marks(&self) -> (usize, usize) {
+        self.inner.water_marks(self.ctx.flow)
+    }
+
+    /// Stops reading from the socket (its read interest is dropped once the
+    /// callback returns, so the loop does not spin on the unread bytes) until
+    /// [`resume_read`](Conn::resume_read). Bytes already buffered stay buffered.
+    pub fn pause_read(&mut self) {
+        self.inner.paused = true;
+    }
+
+    /// Resumes reading after [`pause_read`](Conn::pause_read). The read timeout
+    /// starts over.
+    pub fn resume_read(&mut self) {
+        if self.inner.paused {
+            self.inner.paused = false;
+            self.inner.last_rx = self.inner.last_rx.max(self.ctx.now);
+        }
+    }
+
+    /// Is reading paused by the handler?
+    pub fn is_read_paused(&self) -> bool {
+        self.inner.paused
+    }
+
+    fn cfg_mut(&mut self) -> &mut ConnConfig {
+        let flow = self.ctx.flow;
+        self.inner
+            .cfg
+            .get_or_insert_with(|| Box::new(ConnConfig::from_flow(flow)))
+    }
+
+    fn to_ticks(&self, d: Option<Duration>) -> u64 {
+        d.map_or(0, |d| self.ctx.flow.clock.ticks(d).max(1))
+    }
+
+    /// Sets this connection's idle timeout (`None`: off): it closes with
+    /// [`TimeoutKind::Idle`] after that long without traffic in either direction.
+    /// Default: [`Options::idle_timeout`](crate::Options::idle_timeout).
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        let t = self.to_ticks(timeout);
+        self.cfg_mut().idle = t;
+    }
+
+    /// Sets this connection's read timeout (`None`: off): it closes with
+    /// [`TimeoutKind::Read`] after that long without receiving a byte while it
+    /// wants to read. Default: [`Options::read_timeout`](crate::Options::read_timeout).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        let t = self.to_ticks(timeout);
+        self.cfg_mut().read = t;
+    }
+
+    /// Sets this connection's write (stall) timeout (`None`: off): it closes with
+    /// [`TimeoutKind::Write`] when bytes are queued and the kernel took none of them
+    /// for that long. Default: [`Options::write_timeout`](crate::Options::write_timeout).
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        let t = self.to_ticks(timeout);
+        self.cfg_mut().write = t;
+    }
+
+    /// Sets an absolute deadline (`None`: clears it): at that instant the
+    /// connection closes with [`TimeoutKind::Deadline`], whatever its traffic. Meant
+    /// for phases that must finish in time, such as a TLS handshake or a first
+    /// request; clear it when the phase is done. Fires up to two timer ticks
+    /// ([`Options::timer_resolution`](crate::Options::timer_resolution)) late, never
+    /// early.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        let clock = self.ctx.flow.clock;
+        // The tick after the one the deadline falls in: never early.
+        let t = deadline.map_or(0, |d| clock.tick(d) + 1);
+        self.cfg_mut().deadline = t;
     }
 
     /// The per-connection state.
@@ -660,5 +1032,29 @@ pub(crate) fn to_addr(a: socket2::SockAddr) -> io::Result<Addr> {
     match a.as_pathname() {
         Some(p) => Ok(Addr::Unix(p.to_path_buf())),
         None => Ok(Addr::Unix(Default::default())), // unnamed (client-side) Unix socket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection is this struct and nothing else: keep it small.
+    #[test]
+    fn idle_connection_stays_small() {
+        let size = std::mem::size_of::<ConnInner<()>>();
+        eprintln!("ConnInner<()> = {size} bytes");
+        assert!(size <= 128, "ConnInner<()> is {size} bytes");
+    }
+
+    #[test]
+    fn clock_never_fires_early() {
+        let origin = Instant::now();
+        let c = Clock::new(origin, Duration::from_millis(10));
+        assert_eq!(c.tick(origin), 1);
+        assert_eq!(c.tick(origin + Duration::from_millis(25)), 3);
+        assert_eq!(c.ticks(Duration::from_millis(1)), 1);
+        assert_eq!(c.ticks(Duration::from_millis(20)), 2);
+        assert!(c.instant(3) <= origin + Duration::from_millis(25));
     }
 }

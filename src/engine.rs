@@ -7,9 +7,10 @@ use crate::event_loop::{EventLoop, LoopSetup, LoopShared};
 use crate::handler::EventHandler;
 use crate::listener::{self, ListenSocket};
 use crate::options::{LoadBalancer, Mode, Options};
+use crate::stats::Stats;
 use crate::task_queue::Task;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,10 +25,15 @@ struct EngineShared {
     loops: Vec<Arc<LoopShared>>,
     acceptor: Option<Arc<LoopShared>>,
     stopping: AtomicBool,
+    /// Calls of [`EngineHandle::stop`]; the second one forces the stop.
+    stop_requests: AtomicUsize,
+    /// Connections refused by `max_connections`.
+    rejected: AtomicU64,
     /// Threads still running, and a condvar signalled as each exits.
     running: Mutex<usize>,
     exited: Condvar,
     stop_timeout: Duration,
+    drain_timeout: Duration,
 }
 
 /// A handle to a running engine, usable from any thread (`Send + Sync + Clone`).
@@ -46,20 +52,54 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl EngineHandle {
-    /// Stops the engine gracefully: listeners close, every connection is closed
-    /// (each gets `on_close` with [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped)),
-    /// queued async writes complete their callbacks (with an error if their bytes
-    /// were not sent), `on_shutdown` runs, and the loops exit.
+    /// Stops the engine gracefully, draining:
     ///
-    /// Waits up to [`Options::stop_timeout`] for the loops to finish and returns
-    /// whether they did. Called from a handler (on a loop thread) it only starts
-    /// the stop and returns `false` at once.
+    /// 1. listeners close (nothing new is accepted) and connections stop reading;
+    /// 2. each connection closes as soon as everything queued for it has been sent,
+    ///    for up to [`Options::drain_timeout`];
+    /// 3. then the rest are closed; every connection gets `on_close` with
+    ///    [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped) (unless it
+    ///    was already closing for another reason), queued async writes complete their
+    ///    callbacks (with an error if their bytes were not sent), `on_shutdown`
+    ///    runs, and the loops exit.
+    ///
+    /// A second call ends the drain at once, like [`stop_now`](Self::stop_now).
+    ///
+    /// Waits up to [`Options::drain_timeout`] + [`Options::stop_timeout`] for the
+    /// loops to finish and returns whether they did. Called from a handler (on a
+    /// loop thread) it only starts the stop and returns `false` at once.
     pub fn stop(&self) -> bool {
+        if self.shared.stop_requests.fetch_add(1, Ordering::AcqRel) > 0 {
+            self.force_stop();
+        } else {
+            self.signal_stop();
+        }
+        self.wait_stopped(self.shared.drain_timeout + self.shared.stop_timeout)
+    }
+
+    /// Stops the engine without draining: connections get one last non-blocking
+    /// attempt to send what is queued and are closed with
+    /// [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped). Waits up to
+    /// [`Options::stop_timeout`] (not at all on a loop thread) and returns whether
+    /// the loops finished.
+    pub fn stop_now(&self) -> bool {
+        self.shared.stop_requests.fetch_add(1, Ordering::AcqRel);
+        self.force_stop();
+        self.wait_stopped(self.shared.stop_timeout)
+    }
+
+    fn force_stop(&self) {
         self.signal_stop();
+        for l in self.shared.acceptor.iter().chain(self.shared.loops.iter()) {
+            let _ = l.queue.push(Task::StopNow, true);
+        }
+    }
+
+    fn wait_stopped(&self, timeout: Duration) -> bool {
         if IN_LOOP.with(|f| f.get()) {
             return false;
         }
-        let deadline = Instant::now() + self.shared.stop_timeout;
+        let deadline = Instant::now() + timeout;
         let mut running = self
             .shared
             .running
@@ -124,6 +164,24 @@ impl EngineHandle {
     /// The loops' shared parts (task queues, counters), for the dialer.
     pub(crate) fn loop_shared(&self) -> &[Arc<LoopShared>] {
         &self.shared.loops
+    }
+
+    /// The engine's counters: per loop and in total (see [`Stats`]). Lock-free: each
+    /// loop publishes its counters with relaxed atomic stores, so this can be polled
+    /// from any thread at any rate without slowing the loops.
+    pub fn stats(&self) -> Stats {
+        let loops = self
+            .shared
+            .loops
+            .iter()
+            .map(|l| l.stats.snapshot(l.connections.load(Ordering::Relaxed)))
+            .collect();
+        Stats::from_loops(loops, self.shared.rejected.load(Ordering::Relaxed))
+    }
+
+    /// Counts a connection refused by `max_connections`.
+    pub(crate) fn note_rejected(&self) {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -279,6 +337,21 @@ impl EngineBuilder {
         self.opts.cpu_affinity = on;
         self
     }
+    /// Limits open connections across the engine ([`Options::max_connections`]).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.opts.max_connections = Some(n);
+        self
+    }
+    /// Closes connections idle this long ([`Options::idle_timeout`]).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.opts.idle_timeout = Some(d);
+        self
+    }
+    /// How long a graceful stop drains ([`Options::drain_timeout`]).
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.opts.drain_timeout = d;
+        self
+    }
     /// The options as configured so far, to change any other field.
     pub fn options_mut(&mut self) -> &mut Options {
         &mut self.opts
@@ -352,9 +425,12 @@ impl EngineBuilder {
             loops: loops.clone(),
             acceptor: acceptor.clone(),
             stopping: AtomicBool::new(false),
+            stop_requests: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
             stop_timeout: opts.stop_timeout,
+            drain_timeout: opts.drain_timeout,
         });
         let handle = EngineHandle {
             shared: shared.clone(),
@@ -377,9 +453,10 @@ impl EngineBuilder {
             })?);
         }
         if let Some(acc) = acceptor {
-            let (loops, opts, ready) = (loops.clone(), opts.clone(), ready.clone());
+            let (loops, opts, h, ready) =
+                (loops.clone(), opts.clone(), handle.clone(), ready.clone());
             threads.push(spawn(&handle, "netloop-acceptor".into(), move || {
-                acceptor::run(acc, loops, for_acceptor, opts, ready)
+                acceptor::run(acc, loops, for_acceptor, opts, h, ready)
             })?);
         }
         drop(ready);

@@ -31,6 +31,12 @@ pub enum Error {
     /// The connection a handle refers to is closed (or its slot was reused).
     #[error("connection closed")]
     ConnectionClosed,
+    /// The write would have queued more than
+    /// [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes) on the
+    /// connection, which is closed with
+    /// [`CloseReason::OutboundOverflow`](crate::CloseReason::OutboundOverflow).
+    #[error("outbound queue over max_outbound_bytes")]
+    OutboundOverflow,
     /// The engine (or the event loop owning the connection) has stopped.
     #[error("engine stopped")]
     EngineStopped,

@@ -12,7 +12,7 @@
 //! connection's own elastic buffer. An idle connection therefore holds no buffer.
 
 use crate::buffer::BufferPool;
-use crate::connection::{Conn, ConnCtx, ConnInner, Drain};
+use crate::connection::{Clock, Conn, ConnCtx, ConnInner, Drain, Flow, Out};
 use crate::engine::{EngineHandle, IN_LOOP};
 use crate::error::Error;
 use crate::handle::run_callback;
@@ -20,7 +20,9 @@ use crate::handler::{Action, CloseReason, EventHandler, LoopInfo};
 use crate::listener::{self, Accepted, ListenSocket, Listener};
 use crate::options::Options;
 use crate::poller::{Epoll, Interest, Poller, Trigger};
+use crate::stats::LoopCounters;
 use crate::task_queue::{Task, TaskQueue};
+use crate::timer_wheel::{Entry, TimerWheel};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,12 +40,18 @@ const MAX_SLOTS: usize = 1 << 31;
 const TASKS_PER_ROUND: usize = 1024;
 /// Connections accepted per listener event before the loop serves others.
 const ACCEPTS_PER_EVENT: usize = 64;
+/// Slots of each loop's timing wheel (× `timer_resolution` = one revolution).
+const WHEEL_SLOTS: usize = 1024;
+/// Water-mark notifications one settle may deliver (a handler that writes past
+/// the high mark from every `on_writable_changed(true)` cannot loop forever).
+const MAX_NOTIFY: usize = 4;
 
 /// The part of a loop other threads can reach.
 pub(crate) struct LoopShared {
     pub(crate) index: usize,
     pub(crate) queue: TaskQueue,
     pub(crate) connections: AtomicUsize,
+    pub(crate) stats: LoopCounters,
 }
 
 impl LoopShared {
@@ -52,6 +60,7 @@ impl LoopShared {
             index,
             queue: TaskQueue::new()?,
             connections: AtomicUsize::new(0),
+            stats: LoopCounters::default(),
         }))
     }
 }
@@ -117,6 +126,13 @@ pub(crate) struct EventLoop<H: EventHandler> {
     et_pending: Vec<u64>,
     next_tick: Option<Instant>,
     stopping: bool,
+    /// Set once a graceful stop began: the drain ends by then.
+    drain_until: Option<Instant>,
+    flow: Flow,
+    wheel: TimerWheel,
+    due: Vec<Entry>,
+    /// The loop's current tick (refreshed before timers run and after each wait).
+    now_tick: u64,
     /// Outgoing connects in progress (see `crate::dialer`).
     dials: crate::dialer::Dials,
 }
@@ -142,7 +158,13 @@ impl<H: EventHandler> EventLoop<H> {
         }
         let (poller, regs) = report(&ready, Self::setup(&shared, listeners))?;
         let handler = make_handler(shared.index);
+        let clock = Clock::new(Instant::now(), opts.timer_resolution);
         let mut lp = EventLoop {
+            flow: Flow::new(&opts, clock),
+            wheel: TimerWheel::new(WHEEL_SLOTS),
+            due: Vec::new(),
+            now_tick: clock.tick(Instant::now()),
+            drain_until: None,
             trigger: if opts.edge_triggered {
                 Trigger::Edge
             } else {
@@ -223,6 +245,11 @@ impl<H: EventHandler> EventLoop<H> {
             if self.stopping {
                 return;
             }
+            if let Some(until) = self.drain_until {
+                if self.shared.connections.load(Ordering::Relaxed) == 0 || Instant::now() >= until {
+                    return; // drained, or out of time: `shutdown` closes the rest
+                }
+            }
             self.run_timers();
             let timeout = if busy || more_tasks || !self.et_pending.is_empty() {
                 Some(Duration::ZERO)
@@ -237,6 +264,10 @@ impl<H: EventHandler> EventLoop<H> {
                     return;
                 }
             };
+            // The wait may have been long: traffic stamps must use the time now.
+            self.now_tick = self.flow.clock.tick(Instant::now());
+            self.shared.stats.wakeups.add(1);
+            self.shared.stats.events.add(n as u64);
             for i in 0..n {
                 let ev = self.poller.event(i);
                 match ev.token {
@@ -274,8 +305,12 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn next_deadline(&self) -> Option<Instant> {
         let listeners = self.listeners.iter().filter_map(|l| l.paused_until);
+        // The wheel counts only while it holds entries: no timer, no wake-up.
+        let wheel = self.wheel.next_wake().map(|t| self.flow.clock.instant(t));
         listeners
             .chain(self.next_tick)
+            .chain(wheel)
+            .chain(self.drain_until)
             .chain(self.dials.next_deadline())
             .min()
     }
@@ -283,6 +318,10 @@ impl<H: EventHandler> EventLoop<H> {
     fn run_timers(&mut self) {
         let now = Instant::now();
         self.expire_dials(now);
+        self.now_tick = self.flow.clock.tick(now);
+        if !self.wheel.is_empty() {
+            self.fire_timers();
+        }
         for l in &mut self.listeners {
             l.maybe_resume(now, &self.poller);
         }
@@ -307,6 +346,38 @@ impl<H: EventHandler> EventLoop<H> {
         }
     }
 
+    /// Handles the wheel entries due by now: each live one either expires its
+    /// connection or is re-armed for the connection's new (later) deadline.
+    fn fire_timers(&mut self) {
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(self.now_tick, &mut due);
+        for e in due.drain(..) {
+            let (index, gen) = (e.key as u32, (e.key >> 32) as u32);
+            if !self.is_live(index, gen) {
+                continue; // closed since: a lazily deleted entry
+            }
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                continue;
+            };
+            if c.armed != e.at {
+                continue; // superseded by an earlier entry
+            }
+            c.armed = 0;
+            match c.next_expiry(&self.flow) {
+                Some((at, kind)) if at <= self.now_tick => {
+                    tracing::debug!(%kind, "connection timed out");
+                    self.close(index, CloseReason::Timeout(kind));
+                }
+                Some((at, _)) => {
+                    c.armed = at;
+                    self.wheel.insert(e.key, at);
+                }
+                None => {}
+            }
+        }
+        self.due = due;
+    }
+
     fn is_live(&self, index: u32, gen: u32) -> bool {
         self.slots
             .get(index as usize)
@@ -322,6 +393,14 @@ impl<H: EventHandler> EventLoop<H> {
             };
             match l.accept(&self.poller) {
                 Accepted::Conn(fd, _peer) => {
+                    if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
+                        if self.engine.connection_count() >= max {
+                            // Over the limit: accepted and closed at once (see Options).
+                            drop(fd);
+                            self.engine.note_rejected();
+                            continue;
+                        }
+                    }
                     let is_tcp = l.sock.is_tcp();
                     listener::configure(&fd, is_tcp, &self.opts);
                     self.shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -349,7 +428,7 @@ impl<H: EventHandler> EventLoop<H> {
         };
         let slot = &mut self.slots[index as usize];
         let gen = slot.gen;
-        let mut inner = ConnInner::new(fd);
+        let mut inner = ConnInner::new(fd, self.now_tick);
         if let Some(s) = state {
             inner.state = s;
         }
@@ -365,6 +444,7 @@ impl<H: EventHandler> EventLoop<H> {
             return None;
         }
         slot.conn = Some(inner);
+        self.shared.stats.accepted.add(1);
         self.callback(index, gen, None, |h, c| h.on_open(c));
         Some((index, gen))
     }
@@ -379,19 +459,34 @@ impl<H: EventHandler> EventLoop<H> {
         fresh: Option<(usize, usize)>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
     ) {
-        let Some(inner) = self.slots[index as usize].conn.as_mut() else {
+        let Some(result) = self.invoke(index, gen, fresh, f) else {
             return;
         };
+        self.after_callback(index, result);
+    }
+
+    /// Runs one handler callback on a connection (panics caught), without acting
+    /// on its outcome.
+    fn invoke(
+        &mut self,
+        index: u32,
+        gen: u32,
+        fresh: Option<(usize, usize)>,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
+    ) -> Option<std::thread::Result<Action>> {
+        let inner = self.slots[index as usize].conn.as_mut()?;
         let ctx = ConnCtx {
             pool: &mut self.pool,
             read_buf: &self.read_buf,
             shared: &self.shared,
+            flow: &self.flow,
+            now: self.now_tick,
         };
         let mut conn = Conn::new(inner, ctx, index, gen, fresh);
         let handler = &mut self.handler;
         let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
         conn.finish();
-        self.after_callback(index, result);
+        Some(result)
     }
 
     #[inline]
@@ -425,41 +520,75 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     /// After anything touched a connection: close it if it failed or finished
-    /// draining, otherwise bring its poller interest up to date.
+    /// draining; otherwise update the loop's gauges, tell the handler about a
+    /// water-mark crossing, arm its timer if a deadline came nearer, and bring its
+    /// poller interest up to date.
     #[inline]
     fn settle(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else {
-            return;
-        };
-        // The common case after a callback: nothing failed, nothing queued, still reading.
-        if c.failed.is_none() && c.draining.is_none() && c.interest == c.wanted_interest() {
-            return;
+        // The common case after a callback (nothing failed or queued, no timers,
+        // interest unchanged) costs a few compares and no call.
+        if let Some(c) = self.slots[index as usize].conn.as_ref() {
+            if c.is_quiet(&self.flow) {
+                return;
+            }
         }
         self.settle_slow(index);
     }
 
     #[inline(never)]
     fn settle_slow(&mut self, index: u32) {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else {
-            return;
-        };
-        if let Some(reason) = c.failed.take() {
-            self.close(index, *reason);
-            return;
-        }
-        if let Some(d) = c.draining {
-            if c.outbound.is_empty() {
-                self.close(index, d.reason());
+        let gen = self.slots[index as usize].gen;
+        let mut notified = 0;
+        loop {
+            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+                return;
+            };
+            if let Some(reason) = c.failed.take() {
+                self.close(index, *reason);
+                return;
+            }
+            if let Some(d) = c.draining {
+                if c.outbound.is_empty() {
+                    self.close(index, d.reason());
+                    return;
+                }
+            }
+            c.account(&self.shared.stats, self.now_tick);
+            if c.draining.is_some() || notified == MAX_NOTIFY {
+                break;
+            }
+            let writable = c.writable_now(&self.flow);
+            if writable != c.unwritable {
+                break; // no crossing
+            }
+            c.unwritable = !writable;
+            notified += 1;
+            let res = self.invoke(index, gen, None, |h, c| {
+                h.on_writable_changed(c, writable);
+                Action::None
+            });
+            if let Some(Err(p)) = res {
+                tracing::error!(
+                    panic = panic_message(&*p),
+                    "handler panicked; closing its connection"
+                );
+                self.close(index, CloseReason::Panicked);
                 return;
             }
         }
-        let wanted = c.wanted_interest();
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        if c.has_timers(&self.flow) {
+            if let Some((at, _)) = c.next_expiry(&self.flow) {
+                if c.armed == 0 || at < c.armed {
+                    c.armed = at;
+                    self.wheel.insert(token(index, gen), at);
+                }
+            }
+        }
+        let wanted = c.wanted_interest(self.flow.max_in);
         if wanted != c.interest {
-            let gen = self.slots[index as usize].gen;
-            let c = self.slots[index as usize]
-                .conn
-                .as_mut()
-                .expect("checked above");
             match self
                 .poller
                 .modify(c.raw_fd(), token(index, gen), wanted, self.trigger)
@@ -482,21 +611,26 @@ impl<H: EventHandler> EventLoop<H> {
             let Some(c) = self.slots[index as usize].conn.as_mut() else {
                 return;
             };
-            if c.read_closed || c.draining.is_some() {
-                // Not reading any more: only a hang-up or error matters.
+            if !c.wants_read(self.flow.max_in) {
+                // Not reading (closing, half-closed, paused or at the inbound cap):
+                // only a hang-up or error matters.
                 if error {
                     self.on_hangup(index);
                 }
                 return;
             }
             let fd = c.raw_fd();
-            let res = crate::sys::read(fd, &mut self.read_buf);
+            // Never buffer past the inbound cap.
+            let want = (self.flow.max_in - c.inbound.len()).min(self.read_buf.len());
+            let res = crate::sys::read(fd, &mut self.read_buf[..want]);
             match res {
                 Ok(0) => {
                     self.on_eof(index);
                     return;
                 }
                 Ok(n) => {
+                    self.shared.stats.bytes_in.add(n as u64);
+                    c.last_rx = self.now_tick;
                     let fresh = if c.inbound.is_empty() {
                         Some((0, n))
                     } else {
@@ -504,7 +638,7 @@ impl<H: EventHandler> EventLoop<H> {
                         None
                     };
                     self.callback(index, gen, fresh, |h, c| h.on_traffic(c));
-                    if n < self.read_buf.len() && !read_closed {
+                    if n < want && !read_closed {
                         return; // drained (a short read of a stream socket)
                     }
                 }
@@ -543,10 +677,16 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_writable(&mut self, index: u32) {
+        let mut out = Out {
+            pool: &mut self.pool,
+            stats: &self.shared.stats,
+            now: self.now_tick,
+            max_out: self.flow.max_out,
+        };
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
-        if let Err(e) = c.flush(&mut self.pool) {
+        if let Err(e) = c.flush(&mut out) {
             self.close(index, CloseReason::from_io(e));
             return;
         }
@@ -570,11 +710,15 @@ impl<H: EventHandler> EventLoop<H> {
             CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
             _ => tracing::trace!(%reason, "connection closed"),
         }
+        self.shared.stats.note_close(&reason);
+        inner.unaccount(&self.shared.stats);
         {
             let ctx = ConnCtx {
                 pool: &mut self.pool,
                 read_buf: &self.read_buf,
                 shared: &self.shared,
+                flow: &self.flow,
+                now: self.now_tick,
             };
             let mut conn = Conn::new(&mut inner, ctx, index, gen, None);
             let handler = &mut self.handler;
@@ -610,20 +754,31 @@ impl<H: EventHandler> EventLoop<H> {
                 gen,
                 data,
                 cb,
-            } => self.async_write(index, gen, cb, |c, pool| c.write_owned(data, pool)),
+            } => self.async_write(index, gen, cb, |c, out| c.write_owned(data, out)),
             Task::Writev {
                 index,
                 gen,
                 data,
                 cb,
-            } => self.async_write(index, gen, cb, |c, pool| {
+            } => self.async_write(index, gen, cb, |c, out| {
                 let slices: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
                 let mut res = Ok(());
                 for chunk in slices.chunks(crate::connection::MAX_IOVECS) {
-                    res = res.and_then(|()| c.write_vectored(chunk, pool));
+                    res = res.and_then(|()| c.write_vectored(chunk, out));
                 }
                 res
             }),
+            Task::PauseRead { index, gen, pause } => {
+                if self.is_live(index, gen) {
+                    if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                        if c.paused && !pause {
+                            c.last_rx = c.last_rx.max(self.now_tick);
+                        }
+                        c.paused = pause;
+                    }
+                    self.settle(index);
+                }
+            }
             Task::Wake { index, gen } => {
                 if self.is_live(index, gen) {
                     self.callback(index, gen, None, |h, c| h.on_traffic(c));
@@ -638,15 +793,37 @@ impl<H: EventHandler> EventLoop<H> {
                 }
             }
             Task::Adopt { fd } => {
-                if self.stopping {
+                if self.stopping || self.drain_until.is_some() {
                     drop(fd);
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
                     self.open(fd, None);
                 }
             }
-            Task::Stop => self.stopping = true,
+            Task::Stop => self.begin_drain(),
+            Task::StopNow => self.stopping = true,
             Task::Connect(dial) => self.start_dial(dial),
+        }
+    }
+
+    /// A graceful stop: no more accepting or reading; each connection closes (with
+    /// `EngineStopped`) as soon as its outbound queue is empty, and whatever is left
+    /// when `drain_timeout` passes is closed by `shutdown`.
+    fn begin_drain(&mut self) {
+        if self.drain_until.is_some() {
+            self.stopping = true; // asked twice: stop now
+            return;
+        }
+        self.drain_until = Some(Instant::now() + self.opts.drain_timeout);
+        for l in &mut self.listeners {
+            l.deregister(&self.poller);
+        }
+        self.listeners.clear();
+        for index in 0..self.slots.len() as u32 {
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                c.draining.get_or_insert(Drain::EngineStopped);
+                self.settle(index);
+            }
         }
     }
 
@@ -655,9 +832,17 @@ impl<H: EventHandler> EventLoop<H> {
         index: u32,
         gen: u32,
         cb: Option<crate::WriteCallback>,
-        write: impl FnOnce(&mut ConnInner<H::State>, &mut BufferPool) -> io::Result<()>,
+        write: impl FnOnce(
+            &mut ConnInner<H::State>,
+            &mut Out<'_>,
+        ) -> Result<(), crate::connection::WriteError>,
     ) {
-        let pool = &mut self.pool;
+        let mut out = Out {
+            pool: &mut self.pool,
+            stats: &self.shared.stats,
+            now: self.now_tick,
+            max_out: self.flow.max_out,
+        };
         let Some(c) = self
             .slots
             .get_mut(index as usize)
@@ -673,7 +858,7 @@ impl<H: EventHandler> EventLoop<H> {
             }
             return;
         };
-        match write(c, pool) {
+        match write(c, &mut out) {
             Ok(()) => {
                 if let Some(cb) = cb {
                     c.add_waiter(cb);
@@ -681,9 +866,9 @@ impl<H: EventHandler> EventLoop<H> {
                 self.settle(index);
             }
             Err(e) => {
-                let reason = *crate::connection::failure(&e);
+                let reason = e.close_reason();
                 if let Some(cb) = cb {
-                    run_callback(cb, Err(Error::Io(e)));
+                    run_callback(cb, Err(e.into_error()));
                 }
                 self.close(index, reason);
             }
@@ -710,7 +895,13 @@ impl<H: EventHandler> EventLoop<H> {
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 // One last non-blocking attempt to send what is queued.
-                let _ = c.flush(&mut self.pool);
+                let mut out = Out {
+                    pool: &mut self.pool,
+                    stats: &self.shared.stats,
+                    now: self.now_tick,
+                    max_out: self.flow.max_out,
+                };
+                let _ = c.flush(&mut out);
                 self.close(index, CloseReason::EngineStopped);
             }
         }

@@ -104,6 +104,30 @@ impl ConnHandle {
         )
     }
 
+    /// Pauses reading the connection, like [`Conn::pause_read`](crate::Conn::pause_read).
+    pub fn pause_read(&self) -> Result<(), Error> {
+        self.push(
+            Task::PauseRead {
+                index: self.index,
+                gen: self.gen,
+                pause: true,
+            },
+            true,
+        )
+    }
+
+    /// Resumes reading the connection, like [`Conn::resume_read`](crate::Conn::resume_read).
+    pub fn resume_read(&self) -> Result<(), Error> {
+        self.push(
+            Task::PauseRead {
+                index: self.index,
+                gen: self.gen,
+                pause: false,
+            },
+            true,
+        )
+    }
+
     /// Index of the event loop serving this connection.
     pub fn loop_index(&self) -> usize {
         self.shared.index

@@ -38,6 +38,39 @@ pub enum CloseReason {
     EngineStopped,
     /// A protocol or framing layer rejected the peer's bytes.
     Protocol(String),
+    /// A timeout expired (see [`TimeoutKind`]).
+    Timeout(TimeoutKind),
+    /// More than [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes)
+    /// would have been queued outbound (the peer does not read fast enough); the
+    /// queue was dropped instead of growing without bound.
+    OutboundOverflow,
+}
+
+/// Which timeout closed a connection ([`CloseReason::Timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// No traffic in either direction for the idle timeout.
+    Idle,
+    /// No byte received for the read timeout while the connection wanted to read
+    /// (time spent with reading paused does not count).
+    Read,
+    /// Bytes were queued outbound and the kernel took none of them for the write
+    /// timeout (the peer stopped reading).
+    Write,
+    /// The deadline set with [`Conn::set_deadline`] passed.
+    Deadline,
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Idle => "idle",
+            TimeoutKind::Read => "read",
+            TimeoutKind::Write => "write",
+            TimeoutKind::Deadline => "deadline",
+        })
+    }
 }
 
 impl CloseReason {
@@ -61,6 +94,8 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::EngineStopped => f.write_str("engine stopped"),
             CloseReason::Protocol(m) => write!(f, "protocol error: {m}"),
+            CloseReason::Timeout(k) => write!(f, "{k} timeout"),
+            CloseReason::OutboundOverflow => f.write_str("outbound queue over its cap"),
         }
     }
 }
@@ -128,6 +163,16 @@ pub trait EventHandler: 'static {
     /// The connection closed; called exactly once per opened connection. The socket
     /// is still open (addresses can be read) but writes are discarded.
     fn on_close(&mut self, _conn: &mut Conn<'_, Self::State>, _reason: &CloseReason) {}
+
+    /// The connection's outbound queue crossed a water mark: `writable == false`
+    /// once more than the high mark is queued, `true` again once it drained to the
+    /// low mark (see [`Options::write_high_water`](crate::Options::write_high_water)
+    /// and [`Conn::set_write_water_marks`]). Typical use: stop producing (or
+    /// [`pause_read`](Conn::pause_read) a proxied peer) while unwritable.
+    ///
+    /// Runs on the loop after the callback or flush that caused the change; not
+    /// called once the connection is closing.
+    fn on_writable_changed(&mut self, _conn: &mut Conn<'_, Self::State>, _writable: bool) {}
 
     /// Periodic callback when [`Options::ticker`](crate::Options::ticker) is on:
     /// first right after boot, then after the returned delay.

@@ -85,9 +85,73 @@ pub struct Options {
     pub cpu_affinity: bool,
     /// `listen(2)` backlog. Default: 1024.
     pub backlog: i32,
-    /// How long [`EngineHandle::stop`](crate::EngineHandle::stop) waits for the
-    /// loops to close their connections and exit. Default: 5 s.
+    /// How long [`EngineHandle::stop`](crate::EngineHandle::stop) waits, after the
+    /// drain period ([`drain_timeout`](Self::drain_timeout)), for the loops to close
+    /// their connections and exit. Default: 5 s.
     pub stop_timeout: Duration,
+
+    // ----- flow control -----
+    /// Outbound high water mark (Netty's `WriteBufferWaterMark`): once more than this
+    /// many bytes are queued on a connection it becomes *unwritable*
+    /// ([`Conn::is_writable`](crate::Conn::is_writable) is false) and the handler's
+    /// [`on_writable_changed`](crate::EventHandler::on_writable_changed) is told.
+    /// Writes still succeed; the mark is advice to stop producing. Per connection:
+    /// [`Conn::set_write_water_marks`](crate::Conn::set_write_water_marks).
+    /// Default: 64 KiB.
+    pub write_high_water: usize,
+    /// Outbound low water mark: an unwritable connection becomes writable again once
+    /// its queue has drained to this many bytes or fewer. Default: 32 KiB.
+    pub write_low_water: usize,
+    /// Hard cap on bytes queued outbound per connection (async writes included): a
+    /// write that would queue more closes the connection with
+    /// [`CloseReason::OutboundOverflow`](crate::CloseReason::OutboundOverflow) (the
+    /// write returns an error; the queue is freed) instead of growing memory without
+    /// bound. Default: 64 MiB.
+    pub max_outbound_bytes: usize,
+    /// Cap on bytes buffered inbound per connection (received but not consumed by
+    /// the handler). At the cap the loop stops reading the connection (drops its
+    /// read interest, so a level-triggered loop does not spin) until the handler
+    /// consumes below it — typically in a later `on_traffic` run by
+    /// [`ConnHandle::wake`](crate::ConnHandle::wake). It must stay above the largest
+    /// frame a codec or protocol layer accepts (their limits default to 1 MiB), so
+    /// that an over-long frame is rejected by the codec rather than stalling at the
+    /// cap. Default: 4 MiB.
+    pub max_inbound_bytes: usize,
+
+    // ----- timeouts -----
+    /// Close a connection after this long without traffic in either direction
+    /// ([`TimeoutKind::Idle`](crate::TimeoutKind::Idle)). Per connection:
+    /// [`Conn::set_idle_timeout`](crate::Conn::set_idle_timeout). Default: none.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection that wants to read and received nothing for this long
+    /// ([`TimeoutKind::Read`](crate::TimeoutKind::Read)); time with reading paused
+    /// does not count. Default: none.
+    pub read_timeout: Option<Duration>,
+    /// Close a connection with bytes queued outbound of which the kernel took none
+    /// for this long ([`TimeoutKind::Write`](crate::TimeoutKind::Write)): a stall
+    /// timeout, so a slow but progressing reader is not cut off. Default: none.
+    pub write_timeout: Option<Duration>,
+    /// Tick of each loop's timing wheel: timeouts fire between their duration and
+    /// that plus two ticks. A loop with no timer armed never wakes for timers.
+    /// Default: 10 ms.
+    pub timer_resolution: Duration,
+
+    // ----- limits and shutdown -----
+    /// Maximum connections open across the engine. Past it, new connections are
+    /// accepted and closed at once (the client sees end-of-file; counted in
+    /// [`Stats::rejected`](crate::Stats::rejected)) rather than left in the backlog,
+    /// so the listener never stays readable and the loop never spins. `None` or
+    /// `Some(0)`: unlimited. Default: unlimited.
+    ///
+    /// Exact with one accepting thread ([`Mode::Single`], [`Mode::Reactor`]); in
+    /// [`Mode::Shared`] and [`Mode::ReusePort`] loops accept concurrently, so the
+    /// count can pass the limit by up to `loops - 1` for a moment.
+    pub max_connections: Option<usize>,
+    /// After [`EngineHandle::stop`](crate::EngineHandle::stop): how long connections
+    /// get to send what is queued for them before the rest are closed. A second
+    /// `stop` (or [`EngineHandle::stop_now`](crate::EngineHandle::stop_now)) ends the
+    /// drain at once. Default: 5 s.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Options {
@@ -113,6 +177,16 @@ impl Default for Options {
             cpu_affinity: false,
             backlog: 1024,
             stop_timeout: Duration::from_secs(5),
+            write_high_water: 64 * 1024,
+            write_low_water: 32 * 1024,
+            max_outbound_bytes: 64 * 1024 * 1024,
+            max_inbound_bytes: 4 * 1024 * 1024,
+            idle_timeout: None,
+            read_timeout: None,
+            write_timeout: None,
+            timer_resolution: Duration::from_millis(10),
+            max_connections: None,
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -135,6 +209,18 @@ impl Options {
         }
         if self.read_budget == 0 {
             return bad("read_budget must be at least 1");
+        }
+        if self.write_low_water > self.write_high_water {
+            return bad("write_low_water must not exceed write_high_water");
+        }
+        if self.write_high_water > self.max_outbound_bytes {
+            return bad("write_high_water must not exceed max_outbound_bytes");
+        }
+        if self.max_inbound_bytes == 0 {
+            return bad("max_inbound_bytes must be at least 1");
+        }
+        if self.timer_resolution < Duration::from_millis(1) {
+            return bad("timer_resolution must be at least 1 ms");
         }
         Ok(())
     }

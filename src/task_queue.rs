@@ -45,12 +45,16 @@ pub(crate) enum Task {
     Wake { index: u32, gen: u32 },
     /// Close a connection (after flushing what is queued).
     Close { index: u32, gen: u32 },
+    /// Pause (`true`) or resume reading a connection.
+    PauseRead { index: u32, gen: u32, pause: bool },
     /// Serve a connection accepted by the main reactor.
     Adopt { fd: OwnedFd },
-    /// Stop the loop.
+    /// Stop the loop gracefully: stop accepting, let connections drain.
     Stop,
     /// Finish connecting (or adopt) an outgoing connection and serve it.
     Connect(Box<crate::dialer::Dial>),
+    /// Stop the loop now (a forced stop, or the end of a drain).
+    StopNow,
 }
 
 impl Task {

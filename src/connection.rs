@@ -493,9 +493,9 @@ impl<S> ConnInner<S> {
 }
 
 /// Writes `bufs` straight to the socket when nothing is queued, and queues whatever
-/// the socket did not take.
-/// Returns how many bytes went straight to the socket. Refuses (queuing nothing
-/// more) when the queue would pass `max_out`.
+/// the socket did not take. Returns how many bytes went straight to the socket.
+/// Refuses (queuing nothing more) when the queue would pass `max_out`.
+#[inline]
 fn write_or_queue(
     fd: RawFd,
     outbound: &mut LinkedBuffer,
@@ -503,14 +503,38 @@ fn write_or_queue(
     pool: &mut BufferPool,
     max_out: usize,
 ) -> Result<usize, WriteError> {
-    let mut skip = 0usize;
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
-    if total == 0 {
-        return Ok(0);
+    // The hot path — nothing queued, one non-empty buffer (possibly followed by an
+    // empty one, as `split()` gives), all taken by the kernel — stays inline.
+    if outbound.is_empty() {
+        if let [a] | [a, []] = bufs {
+            if a.is_empty() {
+                return Ok(0);
+            }
+            if let Ok(n) = sys::send(fd, a) {
+                if n == a.len() {
+                    return Ok(n);
+                }
+                return queue_rest(outbound, bufs, n, pool, max_out);
+            }
+        }
     }
+    write_or_queue_slow(fd, outbound, bufs, pool, max_out)
+}
+
+#[cold]
+fn write_or_queue_slow(
+    fd: RawFd,
+    outbound: &mut LinkedBuffer,
+    bufs: &[&[u8]],
+    pool: &mut BufferPool,
+    max_out: usize,
+) -> Result<usize, WriteError> {
+    let mut sent = 0usize;
     if outbound.is_empty() {
         let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
-        let first = nonempty.next().copied().unwrap_or_default();
+        let Some(first) = nonempty.next() else {
+            return Ok(0);
+        };
         let res = if nonempty.next().is_none() {
             sys::send(fd, first)
         } else {
@@ -523,17 +547,31 @@ fn write_or_queue(
             sys::sendv(fd, &iov[..cnt])
         };
         match res {
-            Ok(n) => skip = n,
+            Ok(n) => sent = n,
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(WriteError::Io(e)),
         }
     }
-    let sent = skip;
+    queue_rest(outbound, bufs, sent, pool, max_out)
+}
+
+/// Queues what is left of `bufs` after the first `sent` bytes went to the socket,
+/// unless that would take the queue past `max_out`. Returns `sent`.
+#[cold]
+fn queue_rest(
+    outbound: &mut LinkedBuffer,
+    bufs: &[&[u8]],
+    sent: usize,
+    pool: &mut BufferPool,
+    max_out: usize,
+) -> Result<usize, WriteError> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
     if sent < total && outbound.len() + (total - sent) > max_out {
         return Err(WriteError::Overflow);
     }
+    let mut skip = sent;
     for b in bufs {
         if skip >= b.len() {
             skip -= b.len();
@@ -547,6 +585,7 @@ fn write_or_queue(
 
 /// The unconsumed inbound bytes: fresh bytes in the loop's read buffer, or the
 /// connection's ring, minus the `consumed` prefix.
+#[inline]
 fn view_of<'b>(
     fresh: Option<(usize, usize)>,
     consumed: usize,
@@ -597,9 +636,31 @@ impl Writer<'_> {
     }
 
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
+    #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         if !self.open || self.failed.is_some() {
             return Err(closed_error());
+        }
+        if bufs.len() <= MAX_IOVECS {
+            return match write_or_queue(
+                self.fd,
+                self.outbound,
+                bufs,
+                self.out.pool,
+                self.out.max_out,
+            ) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.out.stats.bytes_out.add(n as u64);
+                        *self.last_tx = self.out.now;
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    *self.failed = Some(Box::new(e.close_reason()));
+                    Err(e.into_io())
+                }
+            };
         }
         for chunk in bufs.chunks(MAX_IOVECS) {
             match write_or_queue(
@@ -693,6 +754,7 @@ impl<'a, S> Conn<'a, S> {
 
     /// Settles inbound bookkeeping after a callback: consumed bytes leave the ring,
     /// unconsumed fresh bytes are copied into it.
+    #[inline]
     pub(crate) fn finish(&mut self) {
         match self.fresh.take() {
             Some((start, end)) => {
@@ -727,9 +789,12 @@ impl<'a, S> Conn<'a, S> {
     }
 
     /// Number of unconsumed inbound bytes.
+    #[inline]
     pub fn buffered(&self) -> usize {
-        let (a, b) = self.inbound();
-        a.len() + b.len()
+        match self.fresh {
+            Some((start, end)) => (end - start).saturating_sub(self.consumed),
+            None => self.inner.inbound.len().saturating_sub(self.consumed),
+        }
     }
 
     /// Makes the first `n` unconsumed bytes contiguous (no allocation: the ring is

@@ -185,19 +185,11 @@ pub(crate) struct ConnInner<S> {
     pub(crate) fd: OwnedFd,
     pub(crate) inbound: RingBuffer,
     pub(crate) outbound: LinkedBuffer,
-    pub(crate) waiters: Option<Box<WriteWaiters>>,
-    /// An error met while writing inside a callback; the loop closes with it.
-    pub(crate) failed: Option<Box<CloseReason>>,
-    pub(crate) cfg: Option<Box<ConnConfig>>,
-    /// Tick of the last byte received / of the last byte the kernel took (or of
-    /// the moment the outbound queue became non-empty).
-    pub(crate) last_rx: u64,
-    pub(crate) last_tx: u64,
-    /// The tick of this connection's live timing-wheel entry (0: none).
-    pub(crate) armed: u64,
-    /// Queue lengths last added to the loop's gauges.
-    pub(crate) acct_out: usize,
-    pub(crate) acct_in: usize,
+    /// The rarely used part (see [`Cold`]); `None` for a plain idle connection.
+    pub(crate) cold: Option<Box<Cold>>,
+    /// Queue lengths last added to the loop's gauges (saturating at `u32::MAX`).
+    pub(crate) acct_out: u32,
+    pub(crate) acct_in: u32,
     /// Current registration with the poller.
     pub(crate) interest: Interest,
     /// Set once the connection is closing: it no longer reads and closes when drained.
@@ -213,18 +205,53 @@ pub(crate) struct ConnInner<S> {
     pub(crate) state: S,
 }
 
-impl<S: Default> ConnInner<S> {
-    pub(crate) fn new(fd: OwnedFd, now: u64) -> ConnInner<S> {
-        ConnInner {
-            fd,
-            inbound: RingBuffer::new(),
-            outbound: LinkedBuffer::new(),
+/// The rarely used part of a connection, boxed so that a plain idle connection
+/// stays a few words: it exists while async-write callbacks wait, after a write
+/// failed, once the handler overrides a per-connection setting, and — for the
+/// traffic stamps the timeouts need — whenever timeouts are on.
+pub(crate) struct Cold {
+    waiters: Option<WriteWaiters>,
+    /// An error met while writing inside a callback; the loop closes with it.
+    failed: Option<CloseReason>,
+    cfg: Option<ConnConfig>,
+    /// Tick of the last byte received / of the last byte the kernel took (or of
+    /// the moment the outbound queue became non-empty).
+    last_rx: u64,
+    last_tx: u64,
+    /// The tick of this connection's live timing-wheel entry (0: none).
+    armed: u64,
+    /// Timeouts are on for this connection: keep the box (and its stamps).
+    timed: bool,
+}
+
+impl Cold {
+    fn new(now: u64, timed: bool) -> Box<Cold> {
+        Box::new(Cold {
             waiters: None,
             failed: None,
             cfg: None,
             last_rx: now,
             last_tx: now,
             armed: 0,
+            timed,
+        })
+    }
+}
+
+/// Saturates a queue length into a gauge slot.
+fn gauge(n: usize) -> u32 {
+    n.min(u32::MAX as usize) as u32
+}
+
+impl<S: Default> ConnInner<S> {
+    /// A new connection; `timed` when the engine's timeouts are on (its traffic
+    /// stamps are then kept from the start).
+    pub(crate) fn new(fd: OwnedFd, now: u64, timed: bool) -> ConnInner<S> {
+        ConnInner {
+            fd,
+            inbound: RingBuffer::new(),
+            outbound: LinkedBuffer::new(),
+            cold: timed.then(|| Cold::new(now, true)),
             acct_out: 0,
             acct_in: 0,
             interest: Interest::READ,
@@ -253,6 +280,80 @@ impl<S> ConnInner<S> {
         !self.read_closed && self.draining.is_none() && !self.paused && self.inbound.len() < max_in
     }
 
+    /// The cold part, created (with traffic stamps at `now`) if missing.
+    pub(crate) fn cold_mut(&mut self, now: u64) -> &mut Cold {
+        self.cold.get_or_insert_with(|| Cold::new(now, false))
+    }
+
+    /// Drops the cold part once nothing in it is needed any more.
+    fn tidy_cold(&mut self) {
+        if self.cold.as_ref().is_some_and(|c| {
+            !c.timed && c.waiters.is_none() && c.failed.is_none() && c.cfg.is_none()
+        }) {
+            self.cold = None;
+        }
+    }
+
+    /// Has a write inside a callback failed?
+    #[inline]
+    pub(crate) fn has_failed(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.failed.is_some())
+    }
+
+    /// Takes the failure a write recorded, if any.
+    pub(crate) fn take_failed(&mut self) -> Option<CloseReason> {
+        self.cold.as_mut().and_then(|c| c.failed.take())
+    }
+
+    /// Records a write failure; the loop closes the connection with it.
+    pub(crate) fn set_failed(&mut self, reason: CloseReason, now: u64) {
+        self.cold_mut(now).failed = Some(reason);
+    }
+
+    /// Per-connection overrides, if the handler set any.
+    pub(crate) fn cfg(&self) -> Option<&ConnConfig> {
+        self.cold.as_ref().and_then(|c| c.cfg.as_ref())
+    }
+
+    /// Notes traffic received at `now` (kept only while timeouts are possible).
+    #[inline]
+    pub(crate) fn stamp_rx(&mut self, now: u64) {
+        if let Some(c) = self.cold.as_mut() {
+            c.last_rx = now;
+        }
+    }
+
+    /// Notes that the kernel took bytes at `now`.
+    #[inline]
+    pub(crate) fn stamp_tx(&mut self, now: u64) {
+        if let Some(c) = self.cold.as_mut() {
+            c.last_tx = now;
+        }
+    }
+
+    /// Starts the read-timeout clock over (reading resumed at `now`).
+    pub(crate) fn restart_rx(&mut self, now: u64) {
+        if let Some(c) = self.cold.as_mut() {
+            c.last_rx = c.last_rx.max(now);
+        }
+    }
+
+    /// The tick of the live timing-wheel entry (0: none).
+    pub(crate) fn armed(&self) -> u64 {
+        self.cold.as_ref().map_or(0, |c| c.armed)
+    }
+
+    /// Records the live timing-wheel entry (0: none).
+    pub(crate) fn set_armed(&mut self, at: u64, now: u64) {
+        if at == 0 {
+            if let Some(c) = self.cold.as_mut() {
+                c.armed = 0;
+            }
+        } else {
+            self.cold_mut(now).armed = at;
+        }
+    }
+
     /// The interest this connection should have now.
     pub(crate) fn wanted_interest(&self, max_in: usize) -> Interest {
         Interest::NONE
@@ -264,11 +365,11 @@ impl<S> ConnInner<S> {
     /// since the gauges were updated, writable, no timers, interest up to date.
     #[inline]
     pub(crate) fn is_quiet(&self, f: &Flow) -> bool {
-        self.failed.is_none()
-            && self.draining.is_none()
+        self.draining.is_none()
             && self.outbound.is_empty()
             && self.acct_out == 0
-            && self.inbound.len() == self.acct_in
+            && self.inbound.len() == self.acct_in as usize
+            && !self.has_failed()
             && !self.unwritable
             && self.interest == self.wanted_interest(f.max_in)
             && !self.has_timers(f)
@@ -276,9 +377,7 @@ impl<S> ConnInner<S> {
 
     /// The (low, high) water marks in force.
     pub(crate) fn water_marks(&self, f: &Flow) -> (usize, usize) {
-        self.cfg
-            .as_deref()
-            .map_or((f.low, f.high), |c| (c.low, c.high))
+        self.cfg().map_or((f.low, f.high), |c| (c.low, c.high))
     }
 
     /// Whether the connection is writable given its queue now (with hysteresis).
@@ -294,7 +393,7 @@ impl<S> ConnInner<S> {
 
     /// Is any timeout possible on this connection?
     pub(crate) fn has_timers(&self, f: &Flow) -> bool {
-        match self.cfg.as_deref() {
+        match self.cfg() {
             Some(c) => c.idle | c.read | c.write | c.deadline != 0,
             None => f.timeouts(),
         }
@@ -302,10 +401,14 @@ impl<S> ConnInner<S> {
 
     /// The earliest tick at which a timeout of this connection expires, and which.
     pub(crate) fn next_expiry(&self, f: &Flow) -> Option<(u64, TimeoutKind)> {
-        let (idle, read, write, deadline) = match self.cfg.as_deref() {
+        let (idle, read, write, deadline) = match self.cfg() {
             Some(c) => (c.idle, c.read, c.write, c.deadline),
             None => (f.idle, f.read, f.write, 0),
         };
+        let (last_rx, last_tx) = self
+            .cold
+            .as_ref()
+            .map_or((0, 0), |c| (c.last_rx, c.last_tx));
         let mut best: Option<(u64, TimeoutKind)> = None;
         let mut consider = |at: u64, k: TimeoutKind| {
             if best.is_none_or(|(b, _)| at < b) {
@@ -318,13 +421,13 @@ impl<S> ConnInner<S> {
             consider(deadline, TimeoutKind::Deadline);
         }
         if idle != 0 {
-            consider(self.last_rx.max(self.last_tx) + idle + 1, TimeoutKind::Idle);
+            consider(last_rx.max(last_tx) + idle + 1, TimeoutKind::Idle);
         }
         if read != 0 && self.wants_read(f.max_in) {
-            consider(self.last_rx + read + 1, TimeoutKind::Read);
+            consider(last_rx + read + 1, TimeoutKind::Read);
         }
         if write != 0 && !self.outbound.is_empty() {
-            consider(self.last_tx + write + 1, TimeoutKind::Write);
+            consider(last_tx + write + 1, TimeoutKind::Write);
         }
         best
     }
@@ -332,16 +435,16 @@ impl<S> ConnInner<S> {
     /// Brings the loop's queued-bytes gauges up to date with this connection, and
     /// starts the write-stall clock when the outbound queue becomes non-empty.
     pub(crate) fn account(&mut self, stats: &LoopCounters, now: u64) {
-        let out = self.outbound.len();
+        let out = gauge(self.outbound.len());
         if out != self.acct_out {
             if self.acct_out == 0 {
-                self.last_tx = now;
+                self.stamp_tx(now);
             }
             stats.queued_out.add(out as u64);
             stats.queued_out.sub(self.acct_out as u64);
             self.acct_out = out;
         }
-        let inb = self.inbound.len();
+        let inb = gauge(self.inbound.len());
         if inb != self.acct_in {
             stats.buffered_in.add(inb as u64);
             stats.buffered_in.sub(self.acct_in as u64);
@@ -360,39 +463,45 @@ impl<S> ConnInner<S> {
     /// Records that `n` more bytes reached the kernel; fires the callbacks whose
     /// bytes are all out.
     fn note_sent(&mut self, n: usize) {
-        if let Some(w) = self.waiters.as_mut() {
-            w.sent += n as u64;
-            while w.waiters.front().is_some_and(|(end, _)| *end <= w.sent) {
-                let (_, cb) = w.waiters.pop_front().expect("checked non-empty");
-                run_callback(cb, Ok(()));
+        let Some(w) = self.cold.as_mut().and_then(|c| c.waiters.as_mut()) else {
+            return;
+        };
+        w.sent += n as u64;
+        while w.waiters.front().is_some_and(|(end, _)| *end <= w.sent) {
+            let (_, cb) = w.waiters.pop_front().expect("checked non-empty");
+            run_callback(cb, Ok(()));
+        }
+        if w.waiters.is_empty() {
+            if let Some(c) = self.cold.as_mut() {
+                c.waiters = None;
             }
-            if w.waiters.is_empty() {
-                self.waiters = None;
-            }
+            self.tidy_cold();
         }
     }
 
     /// Registers `cb` to fire once everything queued now has been sent.
-    pub(crate) fn add_waiter(&mut self, cb: WriteCallback) {
+    pub(crate) fn add_waiter(&mut self, cb: WriteCallback, now: u64) {
         if self.outbound.is_empty() {
             run_callback(cb, Ok(()));
             return;
         }
-        let w = self.waiters.get_or_insert_with(|| {
-            Box::new(WriteWaiters {
+        let queued = self.outbound.len() as u64;
+        let w = self
+            .cold_mut(now)
+            .waiters
+            .get_or_insert_with(|| WriteWaiters {
                 sent: 0,
                 waiters: VecDeque::new(),
-            })
-        });
+            });
         // The callback's bytes are the last ones queued: it fires once everything
         // queued now has been sent.
-        let end = w.sent + self.outbound.len() as u64;
+        let end = w.sent + queued;
         w.waiters.push_back((end, cb));
     }
 
     /// Fails every pending callback (the connection is closing).
     pub(crate) fn fail_waiters(&mut self) {
-        if let Some(w) = self.waiters.take() {
+        if let Some(w) = self.cold.as_mut().and_then(|c| c.waiters.take()) {
             for (_, cb) in w.waiters {
                 run_callback(cb, Err(Error::ConnectionClosed));
             }
@@ -415,7 +524,7 @@ impl<S> ConnInner<S> {
                     self.outbound.consume(n, out.pool);
                     if n > 0 {
                         out.stats.bytes_out.add(n as u64);
-                        self.last_tx = out.now;
+                        self.stamp_tx(out.now);
                     }
                     self.note_sent(n);
                     if n < want {
@@ -446,7 +555,7 @@ impl<S> ConnInner<S> {
         )?;
         if sent > 0 {
             out.stats.bytes_out.add(sent as u64);
-            self.last_tx = out.now;
+            self.stamp_tx(out.now);
         }
         Ok(())
     }
@@ -470,7 +579,7 @@ impl<S> ConnInner<S> {
         }
         if sent > 0 {
             out.stats.bytes_out.add(sent as u64);
-            self.last_tx = out.now;
+            self.stamp_tx(out.now);
         }
         if sent < data.len() && self.outbound.len() + (data.len() - sent) > out.max_out {
             return Err(WriteError::Overflow);
@@ -623,8 +732,7 @@ fn closed_error() -> io::Error {
 pub struct Writer<'c> {
     fd: RawFd,
     outbound: &'c mut LinkedBuffer,
-    failed: &'c mut Option<Box<CloseReason>>,
-    last_tx: &'c mut u64,
+    cold: &'c mut Option<Box<Cold>>,
     out: Out<'c>,
     open: bool,
 }
@@ -638,7 +746,7 @@ impl Writer<'_> {
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
     #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-        if !self.open || self.failed.is_some() {
+        if !self.open || self.cold.as_ref().is_some_and(|c| c.failed.is_some()) {
             return Err(closed_error());
         }
         if bufs.len() <= MAX_IOVECS {
@@ -652,12 +760,12 @@ impl Writer<'_> {
                 Ok(n) => {
                     if n > 0 {
                         self.out.stats.bytes_out.add(n as u64);
-                        *self.last_tx = self.out.now;
+                        self.stamp_tx();
                     }
                     Ok(())
                 }
                 Err(e) => {
-                    *self.failed = Some(Box::new(e.close_reason()));
+                    self.fail(e.close_reason());
                     Err(e.into_io())
                 }
             };
@@ -673,10 +781,10 @@ impl Writer<'_> {
                 Ok(0) => {}
                 Ok(n) => {
                     self.out.stats.bytes_out.add(n as u64);
-                    *self.last_tx = self.out.now;
+                    self.stamp_tx();
                 }
                 Err(e) => {
-                    *self.failed = Some(Box::new(e.close_reason()));
+                    self.fail(e.close_reason());
                     return Err(e.into_io());
                 }
             }
@@ -687,6 +795,19 @@ impl Writer<'_> {
     /// Bytes queued for sending.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
+    }
+
+    fn stamp_tx(&mut self) {
+        if let Some(c) = self.cold.as_mut() {
+            c.last_tx = self.out.now;
+        }
+    }
+
+    fn fail(&mut self, reason: CloseReason) {
+        let now = self.out.now;
+        self.cold
+            .get_or_insert_with(|| Cold::new(now, false))
+            .failed = Some(reason);
     }
 }
 
@@ -884,8 +1005,7 @@ impl<'a, S> Conn<'a, S> {
         let w = Writer {
             fd: self.inner.fd.as_raw_fd(),
             outbound: &mut self.inner.outbound,
-            failed: &mut self.inner.failed,
-            last_tx: &mut self.inner.last_tx,
+            cold: &mut self.inner.cold,
             out: Out {
                 pool: self.ctx.pool,
                 stats: &self.ctx.shared.stats,
@@ -927,7 +1047,7 @@ impl<'a, S> Conn<'a, S> {
         };
         let res = self.inner.flush(&mut out);
         if let Err(e) = &res {
-            self.inner.failed = Some(failure(e));
+            self.inner.set_failed(*failure(e), self.ctx.now);
         }
         res
     }
@@ -981,7 +1101,7 @@ impl<'a, S> Conn<'a, S> {
     pub fn resume_read(&mut self) {
         if self.inner.paused {
             self.inner.paused = false;
-            self.inner.last_rx = self.inner.last_rx.max(self.ctx.now);
+            self.inner.restart_rx(self.ctx.now);
         }
     }
 
@@ -992,9 +1112,10 @@ impl<'a, S> Conn<'a, S> {
 
     fn cfg_mut(&mut self) -> &mut ConnConfig {
         let flow = self.ctx.flow;
-        self.inner
-            .cfg
-            .get_or_insert_with(|| Box::new(ConnConfig::from_flow(flow)))
+        let now = self.ctx.now;
+        let cold = self.inner.cold_mut(now);
+        cold.timed = true;
+        cold.cfg.get_or_insert_with(|| ConnConfig::from_flow(flow))
     }
 
     fn to_ticks(&self, d: Option<Duration>) -> u64 {
@@ -1104,12 +1225,12 @@ pub(crate) fn to_addr(a: socket2::SockAddr) -> io::Result<Addr> {
 mod tests {
     use super::*;
 
-    /// An idle connection is this struct and nothing else: keep it small.
+    /// An idle connection is this struct (plus its slab generation) and nothing
+    /// else: keep it within 48 bytes, so a slab slot stays at most 56.
     #[test]
     fn idle_connection_stays_small() {
         let size = std::mem::size_of::<ConnInner<()>>();
-        eprintln!("ConnInner<()> = {size} bytes");
-        assert!(size <= 128, "ConnInner<()> is {size} bytes");
+        assert!(size <= 48, "ConnInner<()> is {size} bytes");
     }
 
     #[test]

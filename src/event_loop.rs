@@ -359,17 +359,17 @@ impl<H: EventHandler> EventLoop<H> {
             let Some(c) = self.slots[index as usize].conn.as_mut() else {
                 continue;
             };
-            if c.armed != e.at {
+            if c.armed() != e.at {
                 continue; // superseded by an earlier entry
             }
-            c.armed = 0;
+            c.set_armed(0, self.now_tick);
             match c.next_expiry(&self.flow) {
                 Some((at, kind)) if at <= self.now_tick => {
                     tracing::debug!(%kind, "connection timed out");
                     self.close(index, CloseReason::Timeout(kind));
                 }
                 Some((at, _)) => {
-                    c.armed = at;
+                    c.set_armed(at, self.now_tick);
                     self.wheel.insert(e.key, at);
                 }
                 None => {}
@@ -428,7 +428,7 @@ impl<H: EventHandler> EventLoop<H> {
         };
         let slot = &mut self.slots[index as usize];
         let gen = slot.gen;
-        let mut inner = ConnInner::new(fd, self.now_tick);
+        let mut inner = ConnInner::new(fd, self.now_tick, self.flow.timeouts());
         if let Some(s) = state {
             inner.state = s;
         }
@@ -543,8 +543,8 @@ impl<H: EventHandler> EventLoop<H> {
             let Some(c) = self.slots[index as usize].conn.as_mut() else {
                 return;
             };
-            if let Some(reason) = c.failed.take() {
-                self.close(index, *reason);
+            if let Some(reason) = c.take_failed() {
+                self.close(index, reason);
                 return;
             }
             if let Some(d) = c.draining {
@@ -581,8 +581,9 @@ impl<H: EventHandler> EventLoop<H> {
         };
         if c.has_timers(&self.flow) {
             if let Some((at, _)) = c.next_expiry(&self.flow) {
-                if c.armed == 0 || at < c.armed {
-                    c.armed = at;
+                let armed = c.armed();
+                if armed == 0 || at < armed {
+                    c.set_armed(at, self.now_tick);
                     self.wheel.insert(token(index, gen), at);
                 }
             }
@@ -630,7 +631,7 @@ impl<H: EventHandler> EventLoop<H> {
                 }
                 Ok(n) => {
                     self.shared.stats.bytes_in.add(n as u64);
-                    c.last_rx = self.now_tick;
+                    c.stamp_rx(self.now_tick);
                     let fresh = if c.inbound.is_empty() {
                         Some((0, n))
                     } else {
@@ -772,7 +773,7 @@ impl<H: EventHandler> EventLoop<H> {
                 if self.is_live(index, gen) {
                     if let Some(c) = self.slots[index as usize].conn.as_mut() {
                         if c.paused && !pause {
-                            c.last_rx = c.last_rx.max(self.now_tick);
+                            c.restart_rx(self.now_tick);
                         }
                         c.paused = pause;
                     }
@@ -850,7 +851,7 @@ impl<H: EventHandler> EventLoop<H> {
             .and_then(|s| {
                 s.conn
                     .as_mut()
-                    .filter(|c| c.draining.is_none() && c.failed.is_none())
+                    .filter(|c| c.draining.is_none() && !c.has_failed())
             })
         else {
             if let Some(cb) = cb {
@@ -861,7 +862,7 @@ impl<H: EventHandler> EventLoop<H> {
         match write(c, &mut out) {
             Ok(()) => {
                 if let Some(cb) = cb {
-                    c.add_waiter(cb);
+                    c.add_waiter(cb, self.now_tick);
                 }
                 self.settle(index);
             }

@@ -92,8 +92,9 @@ pub(crate) fn report<T>(ready: &Ready, res: io::Result<T>) -> io::Result<T> {
     res
 }
 
+/// A slab entry. The generation lives in the connection while it is open and in
+/// the free list while it is not, so a slot is exactly a connection's size.
 struct Slot<S> {
-    gen: u32,
     conn: Option<ConnInner<S>>,
 }
 
@@ -117,7 +118,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     poller: Epoll,
     trigger: Trigger,
     slots: Vec<Slot<H::State>>,
-    free: Vec<u32>,
+    /// Free slots with the generation their next connection gets.
+    free: Vec<(u32, u32)>,
     pool: BufferPool,
     read_buf: Box<[u8]>,
     listeners: Vec<Listener>,
@@ -381,7 +383,7 @@ impl<H: EventHandler> EventLoop<H> {
     fn is_live(&self, index: u32, gen: u32) -> bool {
         self.slots
             .get(index as usize)
-            .is_some_and(|s| s.gen == gen && s.conn.is_some())
+            .is_some_and(|s| s.conn.as_ref().is_some_and(|c| c.gen == gen))
     }
 
     // ----- accepting and opening -----
@@ -414,11 +416,11 @@ impl<H: EventHandler> EventLoop<H> {
     /// Starts serving an accepted socket. The connection count was already raised.
     /// Returns the new connection's slot index and generation.
     fn open(&mut self, fd: OwnedFd, state: Option<H::State>) -> Option<(u32, u32)> {
-        let index = match self.free.pop() {
-            Some(i) => i,
+        let (index, gen) = match self.free.pop() {
+            Some(free) => free,
             None if self.slots.len() < MAX_SLOTS => {
-                self.slots.push(Slot { gen: 0, conn: None });
-                (self.slots.len() - 1) as u32
+                self.slots.push(Slot { conn: None });
+                ((self.slots.len() - 1) as u32, 0)
             }
             None => {
                 tracing::error!("connection slab is full; dropping connection");
@@ -427,8 +429,8 @@ impl<H: EventHandler> EventLoop<H> {
             }
         };
         let slot = &mut self.slots[index as usize];
-        let gen = slot.gen;
         let mut inner = ConnInner::new(fd, self.now_tick, self.flow.timeouts());
+        inner.gen = gen;
         if let Some(s) = state {
             inner.state = s;
         }
@@ -439,7 +441,7 @@ impl<H: EventHandler> EventLoop<H> {
             self.trigger,
         ) {
             tracing::error!(error = %e, "could not register connection; dropping it");
-            self.free.push(index);
+            self.free.push((index, gen));
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
@@ -537,7 +539,9 @@ impl<H: EventHandler> EventLoop<H> {
 
     #[inline(never)]
     fn settle_slow(&mut self, index: u32) {
-        let gen = self.slots[index as usize].gen;
+        let Some(gen) = self.slots[index as usize].conn.as_ref().map(|c| c.gen) else {
+            return;
+        };
         let mut notified = 0;
         loop {
             let Some(c) = self.slots[index as usize].conn.as_mut() else {
@@ -701,8 +705,7 @@ impl<H: EventHandler> EventLoop<H> {
         let Some(mut inner) = slot.conn.take() else {
             return;
         };
-        let gen = slot.gen;
-        slot.gen = slot.gen.wrapping_add(1);
+        let gen = inner.gen;
         inner.closed = true;
         match &reason {
             CloseReason::Panicked | CloseReason::Io(_) => {
@@ -731,7 +734,9 @@ impl<H: EventHandler> EventLoop<H> {
         inner.fail_waiters();
         inner.release_buffers(&mut self.pool);
         drop(inner); // closes the descriptor, which also removes it from epoll
-        self.free.push(index);
+                     // The slot's next connection gets the next generation, so stale tokens
+                     // and handles of this one never match it.
+        self.free.push((index, gen.wrapping_add(1)));
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -844,16 +849,11 @@ impl<H: EventHandler> EventLoop<H> {
             now: self.now_tick,
             max_out: self.flow.max_out,
         };
-        let Some(c) = self
-            .slots
-            .get_mut(index as usize)
-            .filter(|s| s.gen == gen)
-            .and_then(|s| {
-                s.conn
-                    .as_mut()
-                    .filter(|c| c.draining.is_none() && !c.has_failed())
-            })
-        else {
+        let Some(c) = self.slots.get_mut(index as usize).and_then(|s| {
+            s.conn
+                .as_mut()
+                .filter(|c| c.gen == gen && c.draining.is_none() && !c.has_failed())
+        }) else {
             if let Some(cb) = cb {
                 run_callback(cb, Err(Error::ConnectionClosed));
             }

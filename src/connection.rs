@@ -204,6 +204,8 @@ pub(crate) struct ConnInner<S> {
     pub(crate) paused: bool,
     /// Above the high water mark (and not yet back to the low one).
     pub(crate) unwritable: bool,
+    /// Async writes were queued this task batch; the loop flushes them after it.
+    pub(crate) flush_pending: bool,
     pub(crate) state: S,
 }
 
@@ -263,6 +265,7 @@ impl<S: Default> ConnInner<S> {
             closed: false,
             paused: false,
             unwritable: false,
+            flush_pending: false,
             state: S::default(),
         }
     }
@@ -542,58 +545,20 @@ impl<S> ConnInner<S> {
         Ok(())
     }
 
-    /// Writes `bufs` (in order): straight to the socket when nothing is queued, the
-    /// rest into the outbound queue.
-    pub(crate) fn write_vectored(
-        &mut self,
-        bufs: &[&[u8]],
-        out: &mut Out<'_>,
-    ) -> Result<(), WriteError> {
-        let sent = write_or_queue(
-            self.fd.as_raw_fd(),
-            &mut self.outbound,
-            bufs,
-            out.pool,
-            out.max_out,
-        )?;
-        if sent > 0 {
-            out.stats.bytes_out.add(sent as u64);
-            self.stamp_tx(out.now);
-        }
-        Ok(())
-    }
-
-    /// Takes an owned buffer: written directly if possible, the rest queued without
-    /// a copy when nothing of it was sent.
-    pub(crate) fn write_owned(
+    /// Queues an owned buffer without copying it (an async write; the loop
+    /// flushes after the task batch), unless that would pass `max_out`.
+    pub(crate) fn queue_owned(
         &mut self,
         data: Vec<u8>,
         out: &mut Out<'_>,
     ) -> Result<(), WriteError> {
-        let mut sent = 0;
-        if self.outbound.is_empty() && !data.is_empty() {
-            match sys::send(self.raw_fd(), &data) {
-                Ok(n) => sent = n,
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(WriteError::Io(e)),
-            }
+        if data.is_empty() {
+            return Ok(());
         }
-        if sent > 0 {
-            out.stats.bytes_out.add(sent as u64);
-            self.stamp_tx(out.now);
-        }
-        if sent < data.len() && self.outbound.len() + (data.len() - sent) > out.max_out {
+        if self.outbound.len() + data.len() > out.max_out {
             return Err(WriteError::Overflow);
         }
-        if sent == 0 {
-            if !data.is_empty() {
-                self.outbound.push_owned(data);
-            }
-        } else if sent < data.len() {
-            self.outbound.push(&data[sent..], out.pool);
-        }
+        self.outbound.push_owned(data);
         Ok(())
     }
 

@@ -120,6 +120,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     slots: Vec<Slot<H::State>>,
     /// Free slots with the generation their next connection gets.
     free: Vec<(u32, u32)>,
+    /// Connections with async writes queued by the current task batch.
+    to_flush: Vec<(u32, u32)>,
     pool: BufferPool,
     read_buf: Box<[u8]>,
     listeners: Vec<Listener>,
@@ -181,6 +183,7 @@ impl<H: EventHandler> EventLoop<H> {
             poller,
             slots: Vec::new(),
             free: Vec::new(),
+            to_flush: Vec::new(),
             listeners: regs,
             tasks: Vec::new(),
             et_pending: Vec::new(),
@@ -750,7 +753,33 @@ impl<H: EventHandler> EventLoop<H> {
             self.run_task(task);
         }
         self.tasks = tasks;
+        self.flush_queued();
         more
+    }
+
+    /// Writes what the last batch of async writes queued, one gathered write per
+    /// connection.
+    fn flush_queued(&mut self) {
+        let mut list = std::mem::take(&mut self.to_flush);
+        for &(index, gen) in &list {
+            if !self.is_live(index, gen) {
+                continue;
+            }
+            let c = self.slots[index as usize].conn.as_mut().expect("live");
+            c.flush_pending = false;
+            let mut out = Out {
+                pool: &mut self.pool,
+                stats: &self.shared.stats,
+                now: self.now_tick,
+                max_out: self.flow.max_out,
+            };
+            match c.flush(&mut out) {
+                Ok(()) => self.settle(index),
+                Err(e) => self.close(index, CloseReason::from_io(e)),
+            }
+        }
+        list.clear();
+        self.to_flush = list;
     }
 
     fn run_task(&mut self, task: Task) {
@@ -760,19 +789,14 @@ impl<H: EventHandler> EventLoop<H> {
                 gen,
                 data,
                 cb,
-            } => self.async_write(index, gen, cb, |c, out| c.write_owned(data, out)),
+            } => self.async_write(index, gen, cb, |c, out| c.queue_owned(data, out)),
             Task::Writev {
                 index,
                 gen,
                 data,
                 cb,
             } => self.async_write(index, gen, cb, |c, out| {
-                let slices: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
-                let mut res = Ok(());
-                for chunk in slices.chunks(crate::connection::MAX_IOVECS) {
-                    res = res.and_then(|()| c.write_vectored(chunk, out));
-                }
-                res
+                data.into_iter().try_for_each(|v| c.queue_owned(v, out))
             }),
             Task::PauseRead { index, gen, pause } => {
                 if self.is_live(index, gen) {
@@ -864,7 +888,12 @@ impl<H: EventHandler> EventLoop<H> {
                 if let Some(cb) = cb {
                     c.add_waiter(cb, self.now_tick);
                 }
-                self.settle(index);
+                // Written once the whole task batch is in: a burst of async writes
+                // to one connection leaves in one gathered write, not one each.
+                if !c.flush_pending {
+                    c.flush_pending = true;
+                    self.to_flush.push((index, gen));
+                }
             }
             Err(e) => {
                 let reason = e.close_reason();

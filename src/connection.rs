@@ -25,6 +25,8 @@ pub(crate) enum Drain {
     PeerClosed,
     Handle,
     EngineStopped,
+    /// [`Conn::close_with`]: the reason is in the cold state.
+    Custom,
 }
 
 impl Drain {
@@ -34,6 +36,8 @@ impl Drain {
             Drain::PeerClosed => CloseReason::PeerClosed,
             Drain::Handle => CloseReason::Handle,
             Drain::EngineStopped => CloseReason::EngineStopped,
+            // The reason itself waits in the connection's cold state.
+            Drain::Custom => CloseReason::Local,
         }
     }
 }
@@ -218,6 +222,8 @@ pub(crate) struct Cold {
     /// An error met while writing inside a callback; the loop closes with it.
     failed: Option<CloseReason>,
     cfg: Option<ConnConfig>,
+    /// The reason given to [`Conn::close_with`], reported once the queue drains.
+    close_reason: Option<CloseReason>,
     /// Tick of the last byte received / of the last byte the kernel took (or of
     /// the moment the outbound queue became non-empty).
     last_rx: u64,
@@ -234,6 +240,7 @@ impl Cold {
             waiters: None,
             failed: None,
             cfg: None,
+            close_reason: None,
             last_rx: now,
             last_tx: now,
             armed: 0,
@@ -294,7 +301,11 @@ impl<S> ConnInner<S> {
     /// Drops the cold part once nothing in it is needed any more.
     fn tidy_cold(&mut self) {
         if self.cold.as_ref().is_some_and(|c| {
-            !c.timed && c.waiters.is_none() && c.failed.is_none() && c.cfg.is_none()
+            !c.timed
+                && c.waiters.is_none()
+                && c.failed.is_none()
+                && c.cfg.is_none()
+                && c.close_reason.is_none()
         }) {
             self.cold = None;
         }
@@ -304,6 +315,18 @@ impl<S> ConnInner<S> {
     #[inline]
     pub(crate) fn has_failed(&self) -> bool {
         self.cold.as_ref().is_some_and(|c| c.failed.is_some())
+    }
+
+    /// The reason this connection closes with once drained.
+    pub(crate) fn drain_reason(&mut self, d: Drain) -> CloseReason {
+        match d {
+            Drain::Custom => self
+                .cold
+                .as_mut()
+                .and_then(|c| c.close_reason.take())
+                .unwrap_or(CloseReason::Local),
+            other => other.reason(),
+        }
     }
 
     /// Takes the failure a write recorded, if any.
@@ -1030,6 +1053,18 @@ impl<'a, S> Conn<'a, S> {
     pub fn close(&mut self) {
         if self.inner.draining.is_none() {
             self.inner.draining = Some(Drain::Local);
+        }
+    }
+
+    /// Closes the connection once the callback returns and what is queued has been
+    /// sent, reporting `reason` to `on_close` (and the log) instead of
+    /// [`CloseReason::Local`] — for protocol layers that reject the peer's bytes,
+    /// typically with [`CloseReason::Protocol`].
+    pub fn close_with(&mut self, reason: CloseReason) {
+        if self.inner.draining.is_none() {
+            let now = self.ctx.now;
+            self.inner.cold_mut(now).close_reason = Some(reason);
+            self.inner.draining = Some(Drain::Custom);
         }
     }
 

@@ -556,7 +556,8 @@ impl<H: EventHandler> EventLoop<H> {
             }
             if let Some(d) = c.draining {
                 if c.outbound.is_empty() {
-                    self.close(index, d.reason());
+                    let reason = c.drain_reason(d);
+                    self.close(index, reason);
                     return;
                 }
             }

@@ -261,3 +261,50 @@ fn many_connections_open_and_close_without_leaking_fds() {
     assert_eq!(rec.closes().len(), 501);
     engine.stop();
 }
+
+/// Rejects the peer's bytes with a custom reason after a final reply.
+#[derive(Clone, Default)]
+struct Rejecter {
+    closes: Arc<Mutex<Vec<String>>>,
+}
+impl EventHandler for Rejecter {
+    type State = ();
+    fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let n = conn.buffered();
+        conn.discard(n);
+        let _ = conn.write(b"-ERR rejected\r\n");
+        conn.close_with(CloseReason::Protocol("bad input".into()));
+        Action::None
+    }
+    fn on_close(&mut self, _conn: &mut Conn<'_, ()>, reason: &CloseReason) {
+        self.closes.lock().unwrap().push(reason.to_string());
+    }
+}
+
+#[test]
+fn close_with_flushes_then_reports_the_given_reason() {
+    let _serial = serial();
+    let r = Rejecter::default();
+    let engine = Engine::builder()
+        .loops(1)
+        .mode(Mode::Single)
+        .listen("127.0.0.1:0")
+        .start_with(r.clone())
+        .unwrap();
+    let mut c = connect(engine.local_addr());
+    c.write_all(b"garbage").unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(
+        got, b"-ERR rejected\r\n",
+        "the reply is flushed before the close"
+    );
+    assert!(wait_until(Duration::from_secs(5), || r
+        .closes
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+    assert_eq!(r.closes.lock().unwrap()[0], "protocol error: bad input");
+    engine.stop();
+}

@@ -641,15 +641,19 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
             }
         }
         conn.discard(offset);
+        let mut rejected = None;
         if let Some(e) = error {
-            // There is no engine call to close with a custom reason: remember it, and
-            // on_close reports CloseReason::Protocol instead of Local.
+            // No more frames are delivered; the engine closes once the queue drains
+            // and reports CloseReason::Protocol to on_close.
             tracing::warn!(conn = id, loop_index, error = %e, "undecodable frame; closing the connection");
-            pc.error = Some(e.to_string().into_boxed_str());
-            close = true;
+            let msg = e.to_string();
+            pc.error = Some(msg.clone().into_boxed_str());
+            rejected = Some(msg);
         }
         conn.state_mut().conn = parked.take().map(|(_, pc)| pc);
-        if close {
+        if let Some(msg) = rejected {
+            conn.close_with(CloseReason::Protocol(msg));
+        } else if close {
             conn.close();
         }
         action
@@ -665,14 +669,6 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
         };
         let Some(mut pc) = from_slot.or(parked) else {
             return; // the codec factory panicked: the frame handler never saw this connection
-        };
-        let protocol;
-        let reason = match (&pc.error, reason) {
-            (Some(msg), CloseReason::Local) => {
-                protocol = CloseReason::Protocol(msg.to_string());
-                &protocol
-            }
-            _ => reason,
         };
         let (_, mut writer) = conn.split();
         let mut fc = FrameConn::new(

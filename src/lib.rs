@@ -96,6 +96,7 @@
 //! | engine | [`Engine`], [`EngineBuilder`], [`EngineHandle`] | listeners, modes, the main reactor, starting and stopping |
 //! | handler | [`EventHandler`], [`Action`], [`CloseReason`] | what an application implements |
 //! | connection | [`Conn`], [`Writer`], [`ConnHandle`] | reading, writing, per-connection state; cross-thread handles |
+//! | flow control | [`Options`], [`Conn::pause_read`], [`Conn::set_idle_timeout`], [`EngineHandle::stats`] | water marks, inbound/outbound caps, timeouts on a timing wheel, connection limits, drain on stop, counters |
 //! | workers | [`WorkerPool`] | a bounded pool for blocking work |
 //! | buffers | [`buffer`] | the elastic inbound ring, the outbound block list, the per-loop pool |
 //! | codecs | [`codec`] | framing on top of a connection's bytes |

@@ -1,57 +1,12 @@
 //! Runs the datagram and client examples' self-tests through `cargo run`, as a
 //! user would: UDP echo (reuseport), the round-trip client, the proxy, the pool.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
+use common::run_example;
 
 fn run_ok(example: &str, args: &[&str], expect: &str) -> String {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let mut child = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "--example",
-            example,
-            "--",
-        ])
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting cargo");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cargo") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`cargo run --example {example}` did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    let (status, out, err) = run_example(example, args);
     assert!(
         status.success() && out.contains(expect),
         "{example} {args:?} failed: {status}\n--- stdout\n{out}\n--- stderr\n{err}"

@@ -2,64 +2,11 @@
 //!
 //! Nothing is built here: the examples are compiled by the `cargo run` each test
 //! starts (already up to date after `cargo test` built them). Each run is killed if
-//! it takes longer than [`TIMEOUT`].
+//! it takes longer than two minutes (`common::run_example`).
 
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `cargo run --example <example> -- <args>`; returns its status and output.
-fn run_example(example: &str, args: &[&str]) -> (ExitStatus, String, String) {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let mut child = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "--example",
-            example,
-            "--",
-        ])
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting cargo");
-    // Drain both pipes on threads so a chatty child can't block on a full pipe.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cargo") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // `cargo run` execs the example on Unix, so this kills the example itself.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`cargo run --example {example}` did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    (
-        status,
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    )
-}
+use common::run_example;
 
 fn assert_ok(example: &str, args: &[&str], expect: &str) -> String {
     let (status, out, err) = run_example(example, args);

@@ -9,9 +9,10 @@ use crate::listener::{self, ListenSocket};
 use crate::options::{LoadBalancer, Mode, Options};
 use crate::stats::Stats;
 use crate::task_queue::Task;
+use crate::threads::{self, join_all, Running};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,9 +30,8 @@ struct EngineShared {
     stop_requests: AtomicUsize,
     /// Connections refused by `max_connections`.
     rejected: AtomicU64,
-    /// Threads still running, and a condvar signalled as each exits.
-    running: Mutex<usize>,
-    exited: Condvar,
+    /// Threads still running.
+    running: Arc<Running>,
     stop_timeout: Duration,
     drain_timeout: Duration,
 }
@@ -99,26 +99,7 @@ impl EngineHandle {
         if IN_LOOP.with(|f| f.get()) {
             return false;
         }
-        let deadline = Instant::now() + timeout;
-        let mut running = self
-            .shared
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        while *running > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::warn!(running = *running, "engine stop timed out");
-                return false;
-            }
-            running = self
-                .shared
-                .exited
-                .wait_timeout(running, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        self.shared.running.wait_until(Instant::now() + timeout)
     }
 
     /// Starts stopping without waiting.
@@ -231,9 +212,7 @@ impl Engine {
     /// [`Action::Shutdown`](crate::Action::Shutdown), or a signal the application
     /// turns into [`EngineHandle::stop`]).
     pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_all(&mut self.threads);
     }
 
     /// Stops the engine and waits for its threads.
@@ -247,9 +226,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
             self.handle.stop();
-            for t in self.threads.drain(..) {
-                let _ = t.join();
-            }
+            join_all(&mut self.threads);
         }
     }
 }
@@ -427,8 +404,7 @@ impl EngineBuilder {
             stopping: AtomicBool::new(false),
             stop_requests: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
-            running: Mutex::new(0),
-            exited: Condvar::new(),
+            running: Arc::default(),
             stop_timeout: opts.stop_timeout,
             drain_timeout: opts.drain_timeout,
         });
@@ -492,46 +468,14 @@ impl EngineBuilder {
     }
 }
 
-/// Spawns an engine thread that is counted in `running` and, if it fails, stops
-/// the engine rather than leaving it half alive.
+/// Spawns an engine thread (see [`threads::spawn`]); a failure stops the engine.
 fn spawn(
     handle: &EngineHandle,
     name: String,
     body: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<()>> {
-    *handle
-        .shared
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) += 1;
     let h = handle.clone();
-    let thread_name = name.clone();
-    let res = std::thread::Builder::new().name(name).spawn(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(thread = %thread_name, error = %e, "engine thread failed; stopping the engine");
-                h.signal_stop();
-            }
-            Err(p) => {
-                tracing::error!(thread = %thread_name, panic = crate::event_loop::panic_message(&*p), "engine thread panicked; stopping the engine");
-                h.signal_stop();
-            }
-        }
-        let mut running = h.shared.running.lock().unwrap_or_else(|p| p.into_inner());
-        *running -= 1;
-        h.shared.exited.notify_all();
-    });
-    res.map_err(|e| {
-        *handle
-            .shared
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) -= 1;
-        handle.signal_stop();
-        Error::Io(e)
-    })
+    threads::spawn(&handle.shared.running, name, move || h.signal_stop(), body).map_err(Error::Io)
 }
 
 /// Serves `handler` (cloned onto each loop) on `addr` until the engine is stopped

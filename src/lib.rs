@@ -133,6 +133,7 @@ pub mod protocol;
 mod stats;
 mod sys;
 mod task_queue;
+mod threads;
 mod timer_wheel;
 pub mod udp;
 mod worker_pool;

@@ -5,13 +5,14 @@ use super::DatagramHandler;
 use crate::addr::{Addr, ToAddr};
 use crate::error::{Error, Result};
 use crate::options::Mode;
+use crate::threads::{self, join_all, Running};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -110,8 +111,7 @@ pub struct UdpStats {
 pub(crate) struct UdpShared {
     pub(crate) loops: Vec<Arc<LoopStats>>,
     pub(crate) stopping: AtomicBool,
-    running: Mutex<usize>,
-    exited: std::sync::Condvar,
+    running: Arc<Running>,
     stop_timeout: Duration,
 }
 
@@ -138,25 +138,9 @@ impl UdpEngineHandle {
         if worker::IN_UDP_LOOP.with(|f| f.get()) {
             return false;
         }
-        let deadline = std::time::Instant::now() + self.shared.stop_timeout;
-        let mut running = self
-            .shared
+        self.shared
             .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        while *running > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            running = self
-                .shared
-                .exited
-                .wait_timeout(running, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+            .wait_until(std::time::Instant::now() + self.shared.stop_timeout)
     }
 
     pub(crate) fn signal_stop(&self) {
@@ -260,9 +244,7 @@ impl UdpEngine {
     }
     /// Blocks until the engine has stopped.
     pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_all(&mut self.threads);
     }
     /// Stops the engine and waits for its threads.
     pub fn stop(self) {
@@ -275,9 +257,7 @@ impl Drop for UdpEngine {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
             self.handle.stop();
-            for t in self.threads.drain(..) {
-                let _ = t.join();
-            }
+            join_all(&mut self.threads);
         }
     }
 }
@@ -398,8 +378,7 @@ impl UdpEngineBuilder {
         let shared = Arc::new(UdpShared {
             loops: stats.clone(),
             stopping: AtomicBool::new(false),
-            running: Mutex::new(0),
-            exited: std::sync::Condvar::new(),
+            running: Arc::default(),
             stop_timeout: opts.stop_timeout,
         });
         let handle = UdpEngineHandle { shared };
@@ -413,43 +392,14 @@ impl UdpEngineBuilder {
         for (index, (sockets, st)) in per_loop.into_iter().zip(stats).enumerate() {
             let (h, opts, factory, ready) =
                 (handle.clone(), opts.clone(), factory.clone(), ready.clone());
-            *handle
-                .shared
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) += 1;
-            let spawned = std::thread::Builder::new()
-                .name(format!("netloop-udp-{index}"))
-                .spawn(move || {
-                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        worker::run(index, sockets, st, &h, &opts, ready, |i| factory(i))
-                    }));
-                    match res {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "datagram loop failed; stopping");
-                            h.signal_stop();
-                        }
-                        Err(_) => {
-                            tracing::error!("datagram loop panicked; stopping");
-                            h.signal_stop();
-                        }
-                    }
-                    let mut running = h.shared.running.lock().unwrap_or_else(|p| p.into_inner());
-                    *running -= 1;
-                    h.shared.exited.notify_all();
-                });
-            match spawned {
-                Ok(t) => engine.threads.push(t),
-                Err(e) => {
-                    *handle
-                        .shared
-                        .running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) -= 1;
-                    return Err(Error::Io(e)); // dropping `engine` stops the others
-                }
-            }
+            let stopper = handle.clone();
+            let t = threads::spawn(
+                &handle.shared.running,
+                format!("netloop-udp-{index}"),
+                move || stopper.signal_stop(),
+                move || worker::run(index, sockets, st, &h, &opts, ready, |i| factory(i)),
+            )?; // on error, dropping `engine` stops the others
+            engine.threads.push(t);
         }
         drop(ready);
         for _ in 0..n {

@@ -117,24 +117,6 @@ impl EventHandler for Bench {
     }
 }
 
-/// The in-process echo server for a self-contained run.
-#[derive(Clone)]
-struct Echo;
-impl EventHandler for Echo {
-    type State = ();
-    fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let n = conn.buffered();
-        let ([a, b], mut w) = conn.split();
-        let res = w.writev(&[a, b]);
-        conn.discard(n);
-        if res.is_ok() {
-            Action::None
-        } else {
-            Action::Close
-        }
-    }
-}
-
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
@@ -151,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Engine::builder()
                 .loops(1)
                 .listen("127.0.0.1:0")
-                .start_with(Echo)?,
+                .start_with(common::Echo)?,
         ),
     };
     let addr = match (&args.addr, &server) {

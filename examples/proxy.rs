@@ -163,23 +163,6 @@ impl EventHandler for Proxy {
     }
 }
 
-#[derive(Clone)]
-struct Echo;
-impl EventHandler for Echo {
-    type State = ();
-    fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let n = conn.buffered();
-        let ([a, b], mut w) = conn.split();
-        let res = w.writev(&[a, b]);
-        conn.discard(n);
-        if res.is_ok() {
-            Action::None
-        } else {
-            Action::Close
-        }
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
@@ -189,7 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Engine::builder()
                 .loops(1)
                 .listen("127.0.0.1:0")
-                .start_with(Echo)?,
+                .start_with(common::Echo)?,
         ),
         (None, false) => return Err("--upstream is required (or use --self-test)".into()),
     };

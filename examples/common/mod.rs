@@ -78,3 +78,22 @@ pub fn on_signal(f: impl FnOnce() + Send + 'static) {
         }
     });
 }
+
+/// An echo handler: the in-process upstream of the examples' self-contained runs.
+#[derive(Clone)]
+pub struct Echo;
+
+impl netloop::EventHandler for Echo {
+    type State = ();
+    fn on_traffic(&mut self, conn: &mut netloop::Conn<'_, ()>) -> netloop::Action {
+        let n = conn.buffered();
+        let ([a, b], mut w) = conn.split();
+        let res = w.writev(&[a, b]);
+        conn.discard(n);
+        if res.is_ok() {
+            netloop::Action::None
+        } else {
+            netloop::Action::Close
+        }
+    }
+}

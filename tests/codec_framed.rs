@@ -4,6 +4,8 @@
 //! callbacks (greeting, close, state, panics).
 mod common;
 
+use common::Rng;
+
 use common::*;
 use netloop::codec::{
     ByteOrder, Codec, CodecSpec, FrameConn, FrameHandler, Framed, LengthFieldCodec, LineCodec,
@@ -14,21 +16,6 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
-
-/// A small deterministic PRNG (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Echoes every frame, counts frames per connection, records close reasons and the
 /// count each connection ended with.

@@ -2,6 +2,9 @@
 //! raw TCP (and through `curl` when it is installed).
 #![cfg(feature = "http")]
 
+mod common;
+
+use common::{mutated, Rng};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -340,18 +343,6 @@ fn errors_answer_then_close() {
 }
 
 /// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn malformed_input_never_panics() {
@@ -367,27 +358,7 @@ fn malformed_input_never_panics() {
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for round in 0..200 {
-        let mut input = Vec::new();
-        for _ in 0..1 + rng.below(3) {
-            input.extend_from_slice(seeds[rng.below(seeds.len())]);
-        }
-        for _ in 0..rng.below(8) {
-            let i = rng.below(input.len());
-            match rng.below(4) {
-                0 => input[i] = rng.next() as u8,
-                1 => {
-                    let special = b"\r\n:; \0\x7f9fF-";
-                    input[i] = special[rng.below(special.len())];
-                }
-                2 => {
-                    input.remove(i);
-                }
-                _ => input.insert(i, rng.next() as u8),
-            }
-        }
-        if round % 10 == 0 {
-            input.extend((0..rng.below(3000)).map(|_| rng.next() as u8));
-        }
+        let input = mutated(&mut rng, round, seeds, 3, 8, b"\r\n:; \0\x7f9fF-");
         let mut c = srv.connect();
         c.get_ref()
             .set_read_timeout(Some(Duration::from_millis(300)))

@@ -1,6 +1,9 @@
 //! End-to-end tests of `protocol::resp::RedisServer` on a real engine, over
 //! raw TCP (and through `redis-cli` when it is installed).
 
+mod common;
+
+use common::{mutated, Rng};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -272,18 +275,6 @@ fn expired_keys_are_purged_by_ticks() {
 }
 
 /// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn malformed_input_never_panics() {
@@ -299,27 +290,7 @@ fn malformed_input_never_panics() {
     ];
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     for round in 0..200 {
-        let mut input = Vec::new();
-        for _ in 0..1 + rng.below(4) {
-            input.extend_from_slice(seeds[rng.below(seeds.len())]);
-        }
-        for _ in 0..rng.below(6) {
-            let i = rng.below(input.len());
-            match rng.below(4) {
-                0 => input[i] = rng.next() as u8,
-                1 => {
-                    let special = b"\r\n*$:-+0 9\"'";
-                    input[i] = special[rng.below(special.len())];
-                }
-                2 => {
-                    input.remove(i);
-                }
-                _ => input.insert(i, rng.next() as u8),
-            }
-        }
-        if round % 10 == 0 {
-            input.extend((0..rng.below(3000)).map(|_| rng.next() as u8));
-        }
+        let input = mutated(&mut rng, round, seeds, 4, 6, b"\r\n*$:-+0 9\"'");
         let mut c = srv.connect();
         c.s.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn start(rec: &Recorder) -> Engine {
+/// A one-loop engine on an ephemeral port serving a clone of `handler`.
+fn start<H: EventHandler + Clone + Send>(handler: &H) -> Engine {
     Engine::builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")
-        .start_with(rec.clone())
+        .start_with(handler.clone())
         .unwrap()
 }
 
@@ -91,12 +92,7 @@ impl EventHandler for Hoarder {
 fn eof_mid_message_reports_peer_close_with_the_partial_bytes() {
     let _serial = serial();
     let h = Hoarder::default();
-    let engine = Engine::builder()
-        .loops(1)
-        .mode(Mode::Single)
-        .listen("127.0.0.1:0")
-        .start_with(h.clone())
-        .unwrap();
+    let engine = start(&h);
     let mut c = connect(engine.local_addr());
     c.write_all(b"\x00\x00\x10\x00partial frame").unwrap();
     std::thread::sleep(Duration::from_millis(50));
@@ -164,12 +160,7 @@ impl EventHandler for Handles {
 fn stop_with_queued_async_writes_completes_every_callback() {
     let _serial = serial();
     let h = Handles::default();
-    let engine = Engine::builder()
-        .loops(1)
-        .mode(Mode::Single)
-        .listen("127.0.0.1:0")
-        .start_with(h.clone())
-        .unwrap();
+    let engine = start(&h);
     let c = connect(engine.local_addr()); // never reads: writes pile up
     assert!(wait_until(Duration::from_secs(5), || h
         .handles
@@ -285,12 +276,7 @@ impl EventHandler for Rejecter {
 fn close_with_flushes_then_reports_the_given_reason() {
     let _serial = serial();
     let r = Rejecter::default();
-    let engine = Engine::builder()
-        .loops(1)
-        .mode(Mode::Single)
-        .listen("127.0.0.1:0")
-        .start_with(r.clone())
-        .unwrap();
+    let engine = start(&r);
     let mut c = connect(engine.local_addr());
     c.write_all(b"garbage").unwrap();
     let mut got = Vec::new();

@@ -7,11 +7,11 @@ use crate::event_loop::LoopShared;
 use crate::handle::{run_callback, ConnHandle, WriteCallback};
 use crate::handler::{CloseReason, TimeoutKind};
 use crate::poller::Interest;
-use crate::stats::LoopCounters;
+use crate::stats::Tally;
 use crate::sys;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ pub(crate) struct Flow {
     pub(crate) low: usize,
     pub(crate) max_out: usize,
     pub(crate) max_in: usize,
+    /// Is any engine-wide timeout on?
+    timed: bool,
     /// Timeouts in ticks (0: off).
     pub(crate) idle: u64,
     pub(crate) read: u64,
@@ -90,20 +92,23 @@ pub(crate) struct Flow {
 impl Flow {
     pub(crate) fn new(o: &crate::options::Options, clock: Clock) -> Flow {
         let t = |d: Option<Duration>| d.map_or(0, |d| clock.ticks(d).max(1));
+        let (idle, read, write) = (t(o.idle_timeout), t(o.read_timeout), t(o.write_timeout));
         Flow {
+            timed: idle | read | write != 0,
             high: o.write_high_water,
             low: o.write_low_water.min(o.write_high_water),
             max_out: o.max_outbound_bytes,
             max_in: o.max_inbound_bytes.max(1),
-            idle: t(o.idle_timeout),
-            read: t(o.read_timeout),
-            write: t(o.write_timeout),
+            idle,
+            read,
+            write,
             clock,
         }
     }
     /// Is any engine-wide timeout on?
+    #[inline]
     pub(crate) fn timeouts(&self) -> bool {
-        self.idle | self.read | self.write != 0
+        self.timed
     }
 }
 
@@ -172,12 +177,33 @@ impl WriteError {
     }
 }
 
-/// What the write paths need from the loop besides the connection.
-pub(crate) struct Out<'a> {
-    pub(crate) pool: &'a mut BufferPool,
-    pub(crate) stats: &'a LoopCounters,
+/// The loop's side of every connection operation: its buffer pool, flow settings,
+/// clock and per-message tallies. One per loop; a [`Conn`] borrows it whole while a
+/// callback runs, so building a `Conn` costs a few pointer stores.
+pub(crate) struct LoopIo {
+    pub(crate) pool: BufferPool,
+    pub(crate) flow: Flow,
+    /// The loop's current tick.
     pub(crate) now: u64,
-    pub(crate) max_out: usize,
+    /// Per-message counters, published to the loop's shared stats once per round.
+    pub(crate) tally: Tally,
+    pub(crate) shared: Arc<LoopShared>,
+}
+
+/// A connection's status bits, kept in one byte so the hot path tests them at once.
+pub(crate) mod flag {
+    /// The peer shut down its sending side.
+    pub(crate) const READ_CLOSED: u8 = 1;
+    /// `on_close` has run: writes are discarded.
+    pub(crate) const CLOSED: u8 = 1 << 1;
+    /// The handler paused reading.
+    pub(crate) const PAUSED: u8 = 1 << 2;
+    /// Above the high water mark (and not yet back to the low one).
+    pub(crate) const UNWRITABLE: u8 = 1 << 3;
+    /// Async writes were queued this task batch; the loop flushes them after it.
+    pub(crate) const FLUSH_PENDING: u8 = 1 << 4;
+    /// `draining` is set.
+    pub(crate) const DRAINING: u8 = 1 << 5;
 }
 
 /// The loop-private part of a connection, stored in the loop's slab.
@@ -198,18 +224,11 @@ pub(crate) struct ConnInner<S> {
     pub(crate) acct_in: u32,
     /// Current registration with the poller.
     pub(crate) interest: Interest,
-    /// Set once the connection is closing: it no longer reads and closes when drained.
+    /// Set once the connection is closing (see [`ConnInner::drain`]): it no longer
+    /// reads and closes when drained.
     pub(crate) draining: Option<Drain>,
-    /// The peer shut down its sending side.
-    pub(crate) read_closed: bool,
-    /// `on_close` has run: writes are discarded.
-    pub(crate) closed: bool,
-    /// The handler paused reading.
-    pub(crate) paused: bool,
-    /// Above the high water mark (and not yet back to the low one).
-    pub(crate) unwritable: bool,
-    /// Async writes were queued this task batch; the loop flushes them after it.
-    pub(crate) flush_pending: bool,
+    /// Status bits ([`flag`]); all clear for a connection that simply reads.
+    pub(crate) flags: u8,
     pub(crate) state: S,
 }
 
@@ -268,11 +287,7 @@ impl<S: Default> ConnInner<S> {
             acct_in: 0,
             interest: Interest::READ,
             draining: None,
-            read_closed: false,
-            closed: false,
-            paused: false,
-            unwritable: false,
-            flush_pending: false,
+            flags: 0,
             state: S::default(),
         }
     }
@@ -288,9 +303,36 @@ impl<S> ConnInner<S> {
         socket2::SockRef::from(&self.fd).take_error().ok().flatten()
     }
 
+    /// Is status bit `f` set?
+    #[inline]
+    pub(crate) fn is(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Sets or clears status bit `f`.
+    #[inline]
+    pub(crate) fn set(&mut self, f: u8, on: bool) {
+        if on {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
+    }
+
+    /// Starts closing for reason `d` (a connection already closing keeps its first
+    /// reason): no more reading, and the close follows once the queue is sent.
+    pub(crate) fn drain(&mut self, d: Drain) {
+        if self.draining.is_none() {
+            self.draining = Some(d);
+            self.flags |= flag::DRAINING;
+        }
+    }
+
     /// Should the loop read this connection now?
+    #[inline]
     pub(crate) fn wants_read(&self, max_in: usize) -> bool {
-        !self.read_closed && self.draining.is_none() && !self.paused && self.inbound.len() < max_in
+        self.flags & (flag::READ_CLOSED | flag::PAUSED | flag::DRAINING) == 0
+            && self.inbound.len() < max_in
     }
 
     /// The cold part, created (with traffic stamps at `now`) if missing.
@@ -392,14 +434,29 @@ impl<S> ConnInner<S> {
 
     /// Nothing for `settle` to do: no failure, nothing queued or newly buffered
     /// since the gauges were updated, writable, no timers, interest up to date.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_quiet(&self, f: &Flow) -> bool {
+        // A plain connection (no status bit, no cold part: no failure, waiter or
+        // override) on a loop without timeouts, which only reads: the common case.
+        if self.flags == 0 && self.cold.is_none() && !f.timed {
+            let inbound = self.inbound.len();
+            return self.interest == Interest::READ
+                && self.acct_out == 0
+                && self.outbound.is_empty()
+                && inbound == self.acct_in as usize
+                && inbound < f.max_in;
+        }
+        self.is_quiet_slow(f)
+    }
+
+    #[inline(never)]
+    fn is_quiet_slow(&self, f: &Flow) -> bool {
         self.draining.is_none()
             && self.outbound.is_empty()
             && self.acct_out == 0
             && self.inbound.len() == self.acct_in as usize
             && !self.has_failed()
-            && !self.unwritable
+            && !self.is(flag::UNWRITABLE)
             && self.interest == self.wanted_interest(f.max_in)
             && !self.has_timers(f)
     }
@@ -413,7 +470,7 @@ impl<S> ConnInner<S> {
     pub(crate) fn writable_now(&self, f: &Flow) -> bool {
         let (low, high) = self.water_marks(f);
         let q = self.outbound.len();
-        if self.unwritable {
+        if self.is(flag::UNWRITABLE) {
             q <= low
         } else {
             q <= high
@@ -463,28 +520,32 @@ impl<S> ConnInner<S> {
 
     /// Brings the loop's queued-bytes gauges up to date with this connection, and
     /// starts the write-stall clock when the outbound queue becomes non-empty.
-    pub(crate) fn account(&mut self, stats: &LoopCounters, now: u64) {
+    pub(crate) fn account(&mut self, tally: &mut Tally, now: u64) {
         let out = gauge(self.outbound.len());
         if out != self.acct_out {
             if self.acct_out == 0 {
                 self.stamp_tx(now);
             }
-            stats.queued_out.add(out as u64);
-            stats.queued_out.sub(self.acct_out as u64);
+            tally.queued_out = tally
+                .queued_out
+                .wrapping_add(u64::from(out))
+                .wrapping_sub(u64::from(self.acct_out));
             self.acct_out = out;
         }
         let inb = gauge(self.inbound.len());
         if inb != self.acct_in {
-            stats.buffered_in.add(inb as u64);
-            stats.buffered_in.sub(self.acct_in as u64);
+            tally.buffered_in = tally
+                .buffered_in
+                .wrapping_add(u64::from(inb))
+                .wrapping_sub(u64::from(self.acct_in));
             self.acct_in = inb;
         }
     }
 
     /// Takes this connection out of the loop's gauges (it is closing).
-    pub(crate) fn unaccount(&mut self, stats: &LoopCounters) {
-        stats.queued_out.sub(self.acct_out as u64);
-        stats.buffered_in.sub(self.acct_in as u64);
+    pub(crate) fn unaccount(&mut self, tally: &mut Tally) {
+        tally.queued_out = tally.queued_out.wrapping_sub(u64::from(self.acct_out));
+        tally.buffered_in = tally.buffered_in.wrapping_sub(u64::from(self.acct_in));
         self.acct_out = 0;
         self.acct_in = 0;
     }
@@ -538,31 +599,31 @@ impl<S> ConnInner<S> {
     }
 
     /// Writes as much of the outbound queue as the socket takes.
-    pub(crate) fn flush(&mut self, out: &mut Out<'_>) -> io::Result<()> {
+    pub(crate) fn flush(&mut self, io: &mut LoopIo) -> io::Result<()> {
         while !self.outbound.is_empty() {
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
             let cnt = self.outbound.io_slices(&mut iov);
             let want: usize = iov[..cnt].iter().map(|s| s.len()).sum();
             let res = if cnt == 1 {
-                sys::send(self.raw_fd(), &iov[0])
+                sys::send(self.fd.as_fd(), &iov[0])
             } else {
-                sys::sendv(self.raw_fd(), &iov[..cnt])
+                sys::sendv(self.fd.as_fd(), &iov[..cnt])
             };
             match res {
                 Ok(n) => {
-                    self.outbound.consume(n, out.pool);
+                    self.outbound.consume(n, &mut io.pool);
                     if n > 0 {
-                        out.stats.bytes_out.add(n as u64);
-                        self.stamp_tx(out.now);
+                        io.tally.bytes_out += n as u64;
+                        self.stamp_tx(io.now);
                     }
                     self.note_sent(n);
                     if n < want {
                         return Ok(()); // the socket buffer is full
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(sys::Errno::AGAIN) => return Ok(()),
+                Err(sys::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -570,15 +631,11 @@ impl<S> ConnInner<S> {
 
     /// Queues an owned buffer without copying it (an async write; the loop
     /// flushes after the task batch), unless that would pass `max_out`.
-    pub(crate) fn queue_owned(
-        &mut self,
-        data: Vec<u8>,
-        out: &mut Out<'_>,
-    ) -> Result<(), WriteError> {
+    pub(crate) fn queue_owned(&mut self, data: Vec<u8>, io: &mut LoopIo) -> Result<(), WriteError> {
         if data.is_empty() {
             return Ok(());
         }
-        if self.outbound.len() + data.len() > out.max_out {
+        if self.outbound.len() + data.len() > io.flow.max_out {
             return Err(WriteError::Overflow);
         }
         self.outbound.push_owned(data);
@@ -592,38 +649,12 @@ impl<S> ConnInner<S> {
     }
 }
 
-/// Writes `bufs` straight to the socket when nothing is queued, and queues whatever
-/// the socket did not take. Returns how many bytes went straight to the socket.
-/// Refuses (queuing nothing more) when the queue would pass `max_out`.
-#[inline]
+/// Writes `bufs` (at most `MAX_IOVECS`) straight to the socket when nothing is
+/// queued, and queues whatever the socket did not take. Returns how many bytes
+/// went straight to the socket. Refuses (queuing nothing more) when the queue
+/// would pass `max_out`.
 fn write_or_queue(
-    fd: RawFd,
-    outbound: &mut LinkedBuffer,
-    bufs: &[&[u8]],
-    pool: &mut BufferPool,
-    max_out: usize,
-) -> Result<usize, WriteError> {
-    // The hot path — nothing queued, one non-empty buffer (possibly followed by an
-    // empty one, as `split()` gives), all taken by the kernel — stays inline.
-    if outbound.is_empty() {
-        if let [a] | [a, []] = bufs {
-            if a.is_empty() {
-                return Ok(0);
-            }
-            if let Ok(n) = sys::send(fd, a) {
-                if n == a.len() {
-                    return Ok(n);
-                }
-                return queue_rest(outbound, bufs, n, pool, max_out);
-            }
-        }
-    }
-    write_or_queue_slow(fd, outbound, bufs, pool, max_out)
-}
-
-#[cold]
-fn write_or_queue_slow(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     outbound: &mut LinkedBuffer,
     bufs: &[&[u8]],
     pool: &mut BufferPool,
@@ -648,10 +679,8 @@ fn write_or_queue_slow(
         };
         match res {
             Ok(n) => sent = n,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(WriteError::Io(e)),
+            Err(sys::Errno::AGAIN | sys::Errno::INTR) => {}
+            Err(e) => return Err(WriteError::Io(e.into())),
         }
     }
     queue_rest(outbound, bufs, sent, pool, max_out)
@@ -687,13 +716,12 @@ fn queue_rest(
 /// connection's ring, minus the `consumed` prefix.
 #[inline]
 fn view_of<'b>(
-    fresh: Option<(usize, usize)>,
+    fresh: Option<&'b [u8]>,
     consumed: usize,
-    read_buf: &'b [u8],
     ring: &'b RingBuffer,
 ) -> (&'b [u8], &'b [u8]) {
     match fresh {
-        Some((start, end)) => (&read_buf[(start + consumed).min(end)..end], &[]),
+        Some(fresh) => (&fresh[consumed..], &[]),
         None => {
             let (a, b) = ring.as_slices();
             if consumed <= a.len() {
@@ -721,10 +749,10 @@ fn closed_error() -> io::Error {
 /// The writing half of a [`Conn`] split with [`Conn::split`]: writes while the
 /// inbound bytes stay borrowed (echoing or forwarding them without a copy).
 pub struct Writer<'c> {
-    fd: RawFd,
+    fd: BorrowedFd<'c>,
     outbound: &'c mut LinkedBuffer,
     cold: &'c mut Option<Box<Cold>>,
-    out: Out<'c>,
+    io: &'c mut LoopIo,
     open: bool,
 }
 
@@ -737,79 +765,86 @@ impl Writer<'_> {
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
     #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-        if !self.open || self.cold.as_ref().is_some_and(|c| c.failed.is_some()) {
-            return Err(closed_error());
-        }
-        if bufs.len() <= MAX_IOVECS {
-            return match write_or_queue(
-                self.fd,
-                self.outbound,
-                bufs,
-                self.out.pool,
-                self.out.max_out,
-            ) {
-                Ok(n) => {
-                    if n > 0 {
-                        self.out.stats.bytes_out.add(n as u64);
-                        self.stamp_tx();
+        // The hot path: open, nothing queued, no cold state (no failure, no
+        // timeout stamps), one non-empty buffer (possibly followed by an empty
+        // one, as `split()` gives) that the kernel takes whole. Everything else,
+        // including a partial send, continues out of line.
+        let mut sent = 0;
+        if self.open && self.outbound.is_empty() && self.cold.is_none() {
+            if let [a] | [a, []] = bufs {
+                if !a.is_empty() {
+                    if let Ok(n) = sys::send(self.fd, a) {
+                        self.io.tally.bytes_out += n as u64;
+                        if n == a.len() {
+                            return Ok(());
+                        }
+                        sent = n;
                     }
-                    Ok(())
-                }
-                Err(e) => {
-                    self.fail(e.close_reason());
-                    Err(e.into_io())
-                }
-            };
-        }
-        for chunk in bufs.chunks(MAX_IOVECS) {
-            match write_or_queue(
-                self.fd,
-                self.outbound,
-                chunk,
-                self.out.pool,
-                self.out.max_out,
-            ) {
-                Ok(0) => {}
-                Ok(n) => {
-                    self.out.stats.bytes_out.add(n as u64);
-                    self.stamp_tx();
-                }
-                Err(e) => {
-                    self.fail(e.close_reason());
-                    return Err(e.into_io());
                 }
             }
         }
-        Ok(())
+        writev_slow(
+            self.fd,
+            self.outbound,
+            self.cold,
+            self.io,
+            self.open,
+            bufs,
+            sent,
+        )
     }
 
     /// Bytes queued for sending.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
     }
-
-    fn stamp_tx(&mut self) {
-        if let Some(c) = self.cold.as_mut() {
-            c.last_tx = self.out.now;
-        }
-    }
-
-    fn fail(&mut self, reason: CloseReason) {
-        let now = self.out.now;
-        self.cold
-            .get_or_insert_with(|| Cold::new(now, false))
-            .failed = Some(reason);
-    }
 }
 
-/// Loop resources a [`Conn`] borrows while a callback runs.
-pub(crate) struct ConnCtx<'a> {
-    pub(crate) pool: &'a mut BufferPool,
-    pub(crate) read_buf: &'a [u8],
-    pub(crate) shared: &'a Arc<LoopShared>,
-    pub(crate) flow: &'a Flow,
-    /// The loop's current tick.
-    pub(crate) now: u64,
+/// [`Writer::writev`] past its hot path; `sent` bytes of `bufs` already went to
+/// the socket. Takes the writer's parts one by one, so the hot path keeps them in
+/// registers.
+#[cold]
+#[inline(never)]
+fn writev_slow(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+    open: bool,
+    bufs: &[&[u8]],
+    sent: usize,
+) -> io::Result<()> {
+    let now = io.now;
+    let fail = |cold: &mut Option<Box<Cold>>, e: WriteError| {
+        cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(e.close_reason());
+        Err(e.into_io())
+    };
+    if sent > 0 {
+        // The hot path's send was partial: queue the rest.
+        if let Some(c) = cold.as_mut() {
+            c.last_tx = now;
+        }
+        return match queue_rest(outbound, bufs, sent, &mut io.pool, io.flow.max_out) {
+            Ok(_) => Ok(()),
+            Err(e) => fail(cold, e),
+        };
+    }
+    if !open || cold.as_ref().is_some_and(|c| c.failed.is_some()) {
+        return Err(closed_error());
+    }
+    for chunk in bufs.chunks(MAX_IOVECS) {
+        match write_or_queue(fd, outbound, chunk, &mut io.pool, io.flow.max_out) {
+            Ok(0) => {}
+            Ok(n) => {
+                io.tally.bytes_out += n as u64;
+                if let Some(c) = cold.as_mut() {
+                    c.last_tx = now;
+                }
+            }
+            Err(e) => return fail(cold, e),
+        }
+    }
+    Ok(())
 }
 
 /// A connection, as seen by handler callbacks on its event loop.
@@ -837,30 +872,31 @@ pub(crate) struct ConnCtx<'a> {
 /// [`set_deadline`](Conn::set_deadline) closes at a fixed instant (for handshakes).
 pub struct Conn<'a, S> {
     pub(crate) inner: &'a mut ConnInner<S>,
-    pub(crate) ctx: ConnCtx<'a>,
-    pub(crate) index: u32,
-    pub(crate) gen: u32,
-    /// Fresh bytes in `ctx.read_buf` (`None`: the view is the inbound ring).
-    pub(crate) fresh: Option<(usize, usize)>,
+    pub(crate) io: &'a mut LoopIo,
+    /// Fresh bytes in the loop's read buffer (`None`: the view is the inbound ring).
+    pub(crate) fresh: Option<&'a [u8]>,
     /// Bytes of the current view already consumed by the handler.
     pub(crate) consumed: usize,
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
 }
 
 impl<'a, S> Conn<'a, S> {
+    #[inline]
     pub(crate) fn new(
         inner: &'a mut ConnInner<S>,
-        ctx: ConnCtx<'a>,
+        io: &'a mut LoopIo,
         index: u32,
         gen: u32,
-        fresh: Option<(usize, usize)>,
+        fresh: Option<&'a [u8]>,
     ) -> Self {
         Conn {
             inner,
-            ctx,
-            index,
-            gen,
+            io,
             fresh,
             consumed: 0,
+            index,
+            gen,
         }
     }
 
@@ -869,17 +905,16 @@ impl<'a, S> Conn<'a, S> {
     #[inline]
     pub(crate) fn finish(&mut self) {
         match self.fresh.take() {
-            Some((start, end)) => {
-                let from = (start + self.consumed).min(end);
-                if from < end {
+            Some(fresh) => {
+                if self.consumed < fresh.len() {
                     self.inner
                         .inbound
-                        .push(&self.ctx.read_buf[from..end], self.ctx.pool);
+                        .push(&fresh[self.consumed..], &mut self.io.pool);
                 }
             }
             None => {
                 if self.consumed > 0 {
-                    self.inner.inbound.consume(self.consumed, self.ctx.pool);
+                    self.inner.inbound.consume(self.consumed, &mut self.io.pool);
                 }
             }
         }
@@ -892,20 +927,15 @@ impl<'a, S> Conn<'a, S> {
     }
 
     fn view(&self) -> (&[u8], &[u8]) {
-        view_of(
-            self.fresh,
-            self.consumed,
-            self.ctx.read_buf,
-            &self.inner.inbound,
-        )
+        view_of(self.fresh, self.consumed, &self.inner.inbound)
     }
 
     /// Number of unconsumed inbound bytes.
     #[inline]
     pub fn buffered(&self) -> usize {
         match self.fresh {
-            Some((start, end)) => (end - start).saturating_sub(self.consumed),
-            None => self.inner.inbound.len().saturating_sub(self.consumed),
+            Some(fresh) => fresh.len() - self.consumed,
+            None => self.inner.inbound.len() - self.consumed,
         }
     }
 
@@ -914,7 +944,7 @@ impl<'a, S> Conn<'a, S> {
     fn make_contiguous(&mut self, n: usize) {
         if self.fresh.is_none() && self.inbound().0.len() < n {
             if self.consumed > 0 {
-                self.inner.inbound.consume(self.consumed, self.ctx.pool);
+                self.inner.inbound.consume(self.consumed, &mut self.io.pool);
                 self.consumed = 0;
             }
             self.inner.inbound.make_contiguous();
@@ -947,9 +977,10 @@ impl<'a, S> Conn<'a, S> {
         self.make_contiguous(n);
         self.consumed += n;
         // The slice ends where the view now starts.
-        let (start, first) = match self.fresh {
-            Some((s, _)) => (s + self.consumed - n, self.ctx.read_buf),
-            None => (self.consumed - n, self.inner.inbound.as_slices().0),
+        let start = self.consumed - n;
+        let first = match self.fresh {
+            Some(fresh) => fresh,
+            None => self.inner.inbound.as_slices().0,
         };
         Some(&first[start..start + n])
     }
@@ -986,23 +1017,13 @@ impl<'a, S> Conn<'a, S> {
     /// # Ok(()) }
     /// ```
     pub fn split(&mut self) -> ([&[u8]; 2], Writer<'_>) {
-        let open = !self.inner.closed && self.inner.draining.is_none();
-        let (a, b) = view_of(
-            self.fresh,
-            self.consumed,
-            self.ctx.read_buf,
-            &self.inner.inbound,
-        );
+        let open = !self.inner.is(flag::CLOSED | flag::DRAINING);
+        let (a, b) = view_of(self.fresh, self.consumed, &self.inner.inbound);
         let w = Writer {
-            fd: self.inner.fd.as_raw_fd(),
+            fd: self.inner.fd.as_fd(),
             outbound: &mut self.inner.outbound,
             cold: &mut self.inner.cold,
-            out: Out {
-                pool: self.ctx.pool,
-                stats: &self.ctx.shared.stats,
-                now: self.ctx.now,
-                max_out: self.ctx.flow.max_out,
-            },
+            io: self.io,
             open,
         };
         ([a, b], w)
@@ -1027,18 +1048,12 @@ impl<'a, S> Conn<'a, S> {
     /// Tries to write the outbound queue now (the loop also does it when the
     /// socket becomes writable).
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.inner.closed {
+        if self.inner.is(flag::CLOSED) {
             return Err(closed_error());
         }
-        let mut out = Out {
-            pool: self.ctx.pool,
-            stats: &self.ctx.shared.stats,
-            now: self.ctx.now,
-            max_out: self.ctx.flow.max_out,
-        };
-        let res = self.inner.flush(&mut out);
+        let res = self.inner.flush(self.io);
         if let Err(e) = &res {
-            self.inner.set_failed(*failure(e), self.ctx.now);
+            self.inner.set_failed(*failure(e), self.io.now);
         }
         res
     }
@@ -1051,9 +1066,7 @@ impl<'a, S> Conn<'a, S> {
     /// Closes the connection once the callback returns and what is queued has been
     /// sent (same as returning [`Action::Close`](crate::Action::Close)).
     pub fn close(&mut self) {
-        if self.inner.draining.is_none() {
-            self.inner.draining = Some(Drain::Local);
-        }
+        self.inner.drain(Drain::Local);
     }
 
     /// Closes the connection once the callback returns and what is queued has been
@@ -1062,9 +1075,9 @@ impl<'a, S> Conn<'a, S> {
     /// typically with [`CloseReason::Protocol`].
     pub fn close_with(&mut self, reason: CloseReason) {
         if self.inner.draining.is_none() {
-            let now = self.ctx.now;
+            let now = self.io.now;
             self.inner.cold_mut(now).close_reason = Some(reason);
-            self.inner.draining = Some(Drain::Custom);
+            self.inner.drain(Drain::Custom);
         }
     }
 
@@ -1075,7 +1088,7 @@ impl<'a, S> Conn<'a, S> {
     /// the low mark. Writes still succeed while unwritable (up to
     /// [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes)).
     pub fn is_writable(&self) -> bool {
-        self.inner.writable_now(self.ctx.flow)
+        self.inner.writable_now(&self.io.flow)
     }
 
     /// Sets this connection's outbound water marks (`low` is clamped to `high`).
@@ -1089,40 +1102,40 @@ impl<'a, S> Conn<'a, S> {
 
     /// This connection's (low, high) outbound water marks.
     pub fn write_water_marks(&self) -> (usize, usize) {
-        self.inner.water_marks(self.ctx.flow)
+        self.inner.water_marks(&self.io.flow)
     }
 
     /// Stops reading from the socket (its read interest is dropped once the
     /// callback returns, so the loop does not spin on the unread bytes) until
     /// [`resume_read`](Conn::resume_read). Bytes already buffered stay buffered.
     pub fn pause_read(&mut self) {
-        self.inner.paused = true;
+        self.inner.set(flag::PAUSED, true);
     }
 
     /// Resumes reading after [`pause_read`](Conn::pause_read). The read timeout
     /// starts over.
     pub fn resume_read(&mut self) {
-        if self.inner.paused {
-            self.inner.paused = false;
-            self.inner.restart_rx(self.ctx.now);
+        if self.inner.is(flag::PAUSED) {
+            self.inner.set(flag::PAUSED, false);
+            self.inner.restart_rx(self.io.now);
         }
     }
 
     /// Is reading paused by the handler?
     pub fn is_read_paused(&self) -> bool {
-        self.inner.paused
+        self.inner.is(flag::PAUSED)
     }
 
     fn cfg_mut(&mut self) -> &mut ConnConfig {
-        let flow = self.ctx.flow;
-        let now = self.ctx.now;
+        let flow = self.io.flow;
+        let now = self.io.now;
         let cold = self.inner.cold_mut(now);
         cold.timed = true;
-        cold.cfg.get_or_insert_with(|| ConnConfig::from_flow(flow))
+        cold.cfg.get_or_insert_with(|| ConnConfig::from_flow(&flow))
     }
 
     fn to_ticks(&self, d: Option<Duration>) -> u64 {
-        d.map_or(0, |d| self.ctx.flow.clock.ticks(d).max(1))
+        d.map_or(0, |d| self.io.flow.clock.ticks(d).max(1))
     }
 
     /// Sets this connection's idle timeout (`None`: off): it closes with
@@ -1156,7 +1169,7 @@ impl<'a, S> Conn<'a, S> {
     /// ([`Options::timer_resolution`](crate::Options::timer_resolution)) late, never
     /// early.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        let clock = self.ctx.flow.clock;
+        let clock = self.io.flow.clock;
         // The tick after the one the deadline falls in: never early.
         let t = deadline.map_or(0, |d| clock.tick(d) + 1);
         self.cfg_mut().deadline = t;
@@ -1175,7 +1188,7 @@ impl<'a, S> Conn<'a, S> {
     /// A handle for other threads.
     pub fn handle(&self) -> ConnHandle {
         ConnHandle {
-            shared: self.ctx.shared.clone(),
+            shared: self.io.shared.clone(),
             index: self.index,
             gen: self.gen,
         }
@@ -1188,7 +1201,7 @@ impl<'a, S> Conn<'a, S> {
 
     /// Index of the event loop serving this connection.
     pub fn loop_index(&self) -> usize {
-        self.ctx.shared.index
+        self.io.shared.index
     }
 
     /// The raw socket descriptor (for options netloop does not wrap; do not close it).

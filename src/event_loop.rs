@@ -12,19 +12,19 @@
 //! connection's own elastic buffer. An idle connection therefore holds no buffer.
 
 use crate::buffer::BufferPool;
-use crate::connection::{Clock, Conn, ConnCtx, ConnInner, Drain, Flow, Out};
+use crate::connection::{flag, Clock, Conn, ConnInner, Drain, Flow, LoopIo};
 use crate::engine::{EngineHandle, IN_LOOP};
 use crate::error::Error;
 use crate::handle::run_callback;
 use crate::handler::{Action, CloseReason, EventHandler, LoopInfo};
 use crate::listener::{self, Accepted, ListenSocket, Listener};
 use crate::options::Options;
-use crate::poller::{Epoll, Interest, Poller, Trigger};
-use crate::stats::LoopCounters;
+use crate::poller::{Epoll, Event, Interest, Poller, Trigger};
+use crate::stats::{LoopCounters, Tally};
 use crate::task_queue::{Task, TaskQueue};
 use crate::timer_wheel::{Entry, TimerWheel};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,6 +36,11 @@ pub(crate) const WAKER_TOKEN: u64 = u64::MAX;
 pub(crate) const LISTENER_TOKEN: u64 = u64::MAX - 1;
 /// Slab indexes stay below this, so connection tokens never collide with the above.
 const MAX_SLOTS: usize = 1 << 31;
+/// Set in every token that is not a connection's: the waker's and the listeners'
+/// (whose low 32 bits are all ones) and dials' (see `crate::dialer`); clear in a
+/// connection's, whose low 32 bits are a slab index below `MAX_SLOTS`. One test
+/// sends the common event to its connection.
+const NOT_CONN_BIT: u64 = 1 << 31;
 /// Normal-lane tasks run per round (the urgent lane is always drained).
 const TASKS_PER_ROUND: usize = 1024;
 /// Connections accepted per listener event before the loop serves others.
@@ -122,7 +127,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     free: Vec<(u32, u32)>,
     /// Connections with async writes queued by the current task batch.
     to_flush: Vec<(u32, u32)>,
-    pool: BufferPool,
+    /// The pool, flow settings, clock and tallies every connection operation uses.
+    io: LoopIo,
     read_buf: Box<[u8]>,
     listeners: Vec<Listener>,
     tasks: Vec<Task>,
@@ -132,11 +138,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     stopping: bool,
     /// Set once a graceful stop began: the drain ends by then.
     drain_until: Option<Instant>,
-    flow: Flow,
     wheel: TimerWheel,
     due: Vec<Entry>,
-    /// The loop's current tick (refreshed before timers run and after each wait).
-    now_tick: u64,
     /// Outgoing connects in progress (see `crate::dialer`).
     dials: crate::dialer::Dials,
 }
@@ -164,17 +167,22 @@ impl<H: EventHandler> EventLoop<H> {
         let handler = make_handler(shared.index);
         let clock = Clock::new(Instant::now(), opts.timer_resolution);
         let mut lp = EventLoop {
-            flow: Flow::new(&opts, clock),
+            io: LoopIo {
+                pool: BufferPool::new(opts.buffer_pool_bytes),
+                flow: Flow::new(&opts, clock),
+                // Refreshed before timers run and after each wait.
+                now: clock.tick(Instant::now()),
+                tally: Tally::default(),
+                shared: shared.clone(),
+            },
             wheel: TimerWheel::new(WHEEL_SLOTS),
             due: Vec::new(),
-            now_tick: clock.tick(Instant::now()),
             drain_until: None,
             trigger: if opts.edge_triggered {
                 Trigger::Edge
             } else {
                 Trigger::Level
             },
-            pool: BufferPool::new(opts.buffer_pool_bytes),
             read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
             shared,
             engine,
@@ -262,6 +270,8 @@ impl<H: EventHandler> EventLoop<H> {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
+            // Other threads see this round's counters before the loop blocks.
+            self.shared.stats.publish(&self.io.tally);
             let n = match self.poller.wait(timeout) {
                 Ok(n) => n,
                 Err(e) => {
@@ -270,29 +280,19 @@ impl<H: EventHandler> EventLoop<H> {
                 }
             };
             // The wait may have been long: traffic stamps must use the time now.
-            self.now_tick = self.flow.clock.tick(Instant::now());
-            self.shared.stats.wakeups.add(1);
-            self.shared.stats.events.add(n as u64);
+            self.io.now = self.io.flow.clock.tick(Instant::now());
+            self.io.tally.wakeups += 1;
+            self.io.tally.events += n as u64;
             for i in 0..n {
                 let ev = self.poller.event(i);
-                match ev.token {
-                    WAKER_TOKEN => woken = true, // tasks run at the top of the next round
-                    t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
-                        self.accept((LISTENER_TOKEN - t) as usize)
-                    }
-                    t if crate::dialer::is_dial_token(t) => self.on_dial_ready(t),
-                    t => {
-                        let (index, gen) = (t as u32, (t >> 32) as u32);
-                        if !self.is_live(index, gen) {
-                            continue; // stale: the connection closed earlier this round
-                        }
-                        if ev.readable || ev.read_closed || ev.error {
-                            self.on_readable(index, gen, ev.read_closed, ev.error);
-                        }
-                        if ev.writable && self.is_live(index, gen) {
-                            self.on_writable(index);
-                        }
-                    }
+                if ev.token & NOT_CONN_BIT == 0 {
+                    self.on_conn_event(ev);
+                } else if ev.token == WAKER_TOKEN {
+                    woken = true; // tasks run at the top of the next round
+                } else if ev.token > LISTENER_TOKEN - self.listeners.len() as u64 {
+                    self.accept((LISTENER_TOKEN - ev.token) as usize);
+                } else if crate::dialer::is_dial_token(ev.token) {
+                    self.on_dial_ready(ev.token);
                 }
             }
             if !self.et_pending.is_empty() {
@@ -311,7 +311,10 @@ impl<H: EventHandler> EventLoop<H> {
     fn next_deadline(&self) -> Option<Instant> {
         let listeners = self.listeners.iter().filter_map(|l| l.paused_until);
         // The wheel counts only while it holds entries: no timer, no wake-up.
-        let wheel = self.wheel.next_wake().map(|t| self.flow.clock.instant(t));
+        let wheel = self
+            .wheel
+            .next_wake()
+            .map(|t| self.io.flow.clock.instant(t));
         listeners
             .chain(self.next_tick)
             .chain(wheel)
@@ -323,7 +326,7 @@ impl<H: EventHandler> EventLoop<H> {
     fn run_timers(&mut self) {
         let now = Instant::now();
         self.expire_dials(now);
-        self.now_tick = self.flow.clock.tick(now);
+        self.io.now = self.io.flow.clock.tick(now);
         if !self.wheel.is_empty() {
             self.fire_timers();
         }
@@ -355,7 +358,7 @@ impl<H: EventHandler> EventLoop<H> {
     /// connection or is re-armed for the connection's new (later) deadline.
     fn fire_timers(&mut self) {
         let mut due = std::mem::take(&mut self.due);
-        self.wheel.advance(self.now_tick, &mut due);
+        self.wheel.advance(self.io.now, &mut due);
         for e in due.drain(..) {
             let (index, gen) = (e.key as u32, (e.key >> 32) as u32);
             if !self.is_live(index, gen) {
@@ -367,14 +370,14 @@ impl<H: EventHandler> EventLoop<H> {
             if c.armed() != e.at {
                 continue; // superseded by an earlier entry
             }
-            c.set_armed(0, self.now_tick);
-            match c.next_expiry(&self.flow) {
-                Some((at, kind)) if at <= self.now_tick => {
+            c.set_armed(0, self.io.now);
+            match c.next_expiry(&self.io.flow) {
+                Some((at, kind)) if at <= self.io.now => {
                     tracing::debug!(%kind, "connection timed out");
                     self.close(index, CloseReason::Timeout(kind));
                 }
                 Some((at, _)) => {
-                    c.set_armed(at, self.now_tick);
+                    c.set_armed(at, self.io.now);
                     self.wheel.insert(e.key, at);
                 }
                 None => {}
@@ -432,7 +435,7 @@ impl<H: EventHandler> EventLoop<H> {
             }
         };
         let slot = &mut self.slots[index as usize];
-        let mut inner = ConnInner::new(fd, self.now_tick, self.flow.timeouts());
+        let mut inner = ConnInner::new(fd, self.io.now, self.io.flow.timeouts());
         inner.gen = gen;
         if let Some(s) = state {
             inner.state = s;
@@ -450,7 +453,7 @@ impl<H: EventHandler> EventLoop<H> {
         }
         slot.conn = Some(inner);
         self.shared.stats.accepted.add(1);
-        self.callback(index, gen, None, |h, c| h.on_open(c));
+        self.callback(index, gen, |h, c| h.on_open(c));
         Some((index, gen))
     }
 
@@ -461,10 +464,9 @@ impl<H: EventHandler> EventLoop<H> {
         &mut self,
         index: u32,
         gen: u32,
-        fresh: Option<(usize, usize)>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
     ) {
-        let Some(result) = self.invoke(index, gen, fresh, f) else {
+        let Some(result) = self.invoke(index, gen, f) else {
             return;
         };
         self.after_callback(index, result);
@@ -476,18 +478,10 @@ impl<H: EventHandler> EventLoop<H> {
         &mut self,
         index: u32,
         gen: u32,
-        fresh: Option<(usize, usize)>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> Action,
     ) -> Option<std::thread::Result<Action>> {
         let inner = self.slots[index as usize].conn.as_mut()?;
-        let ctx = ConnCtx {
-            pool: &mut self.pool,
-            read_buf: &self.read_buf,
-            shared: &self.shared,
-            flow: &self.flow,
-            now: self.now_tick,
-        };
-        let mut conn = Conn::new(inner, ctx, index, gen, fresh);
+        let mut conn = Conn::new(inner, &mut self.io, index, gen, None);
         let handler = &mut self.handler;
         let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
         conn.finish();
@@ -516,7 +510,7 @@ impl<H: EventHandler> EventLoop<H> {
             Ok(Action::Shutdown) => self.engine.signal_stop(),
             Ok(Action::Close) => {
                 if let Some(c) = self.slots[index as usize].conn.as_mut() {
-                    c.draining.get_or_insert(Drain::Local);
+                    c.drain(Drain::Local);
                 }
             }
             Ok(Action::None) => {}
@@ -533,7 +527,7 @@ impl<H: EventHandler> EventLoop<H> {
         // The common case after a callback (nothing failed or queued, no timers,
         // interest unchanged) costs a few compares and no call.
         if let Some(c) = self.slots[index as usize].conn.as_ref() {
-            if c.is_quiet(&self.flow) {
+            if c.is_quiet(&self.io.flow) {
                 return;
             }
         }
@@ -561,17 +555,17 @@ impl<H: EventHandler> EventLoop<H> {
                     return;
                 }
             }
-            c.account(&self.shared.stats, self.now_tick);
+            c.account(&mut self.io.tally, self.io.now);
             if c.draining.is_some() || notified == MAX_NOTIFY {
                 break;
             }
-            let writable = c.writable_now(&self.flow);
-            if writable != c.unwritable {
+            let writable = c.writable_now(&self.io.flow);
+            if writable != c.is(flag::UNWRITABLE) {
                 break; // no crossing
             }
-            c.unwritable = !writable;
+            c.set(flag::UNWRITABLE, !writable);
             notified += 1;
-            let res = self.invoke(index, gen, None, |h, c| {
+            let res = self.invoke(index, gen, |h, c| {
                 h.on_writable_changed(c, writable);
                 Action::None
             });
@@ -587,16 +581,16 @@ impl<H: EventHandler> EventLoop<H> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
-        if c.has_timers(&self.flow) {
-            if let Some((at, _)) = c.next_expiry(&self.flow) {
+        if c.has_timers(&self.io.flow) {
+            if let Some((at, _)) = c.next_expiry(&self.io.flow) {
                 let armed = c.armed();
                 if armed == 0 || at < armed {
-                    c.set_armed(at, self.now_tick);
+                    c.set_armed(at, self.io.now);
                     self.wheel.insert(token(index, gen), at);
                 }
             }
         }
-        let wanted = c.wanted_interest(self.flow.max_in);
+        let wanted = c.wanted_interest(self.io.flow.max_in);
         if wanted != c.interest {
             match self
                 .poller
@@ -610,57 +604,100 @@ impl<H: EventHandler> EventLoop<H> {
 
     // ----- I/O -----
 
+    /// A readiness event for a connection.
+    #[inline]
+    fn on_conn_event(&mut self, ev: Event) {
+        let (index, gen) = (ev.token as u32, (ev.token >> 32) as u32);
+        // Stale events (the connection closed earlier this round) are dropped by
+        // the generation checks of `read_once` and of `is_live`.
+        if ev.wants_read() {
+            self.on_readable(index, gen, ev.read_closed(), ev.error());
+        }
+        if ev.writable() && self.is_live(index, gen) {
+            self.on_writable(index);
+        }
+    }
+
+    #[inline]
     fn on_readable(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) {
-        let budget = if self.trigger == Trigger::Edge {
-            self.opts.read_budget
-        } else {
-            1
-        };
-        for _ in 0..budget {
-            let Some(c) = self.slots[index as usize].conn.as_mut() else {
+        if self.trigger != Trigger::Edge {
+            // Level-triggered: one read per event; a socket with more to read is
+            // reported again by the next wait, after every other ready connection.
+            self.read_once(index, gen, read_closed, error);
+            return;
+        }
+        for _ in 0..self.opts.read_budget {
+            if !self.read_once(index, gen, read_closed, error) {
                 return;
-            };
-            if !c.wants_read(self.flow.max_in) {
-                // Not reading (closing, half-closed, paused or at the inbound cap):
-                // only a hang-up or error matters.
-                if error {
-                    self.on_hangup(index);
-                }
-                return;
-            }
-            let fd = c.raw_fd();
-            // Never buffer past the inbound cap.
-            let want = (self.flow.max_in - c.inbound.len()).min(self.read_buf.len());
-            let res = crate::sys::read(fd, &mut self.read_buf[..want]);
-            match res {
-                Ok(0) => {
-                    self.on_eof(index);
-                    return;
-                }
-                Ok(n) => {
-                    self.shared.stats.bytes_in.add(n as u64);
-                    c.stamp_rx(self.now_tick);
-                    let fresh = if c.inbound.is_empty() {
-                        Some((0, n))
-                    } else {
-                        c.inbound.push(&self.read_buf[..n], &mut self.pool);
-                        None
-                    };
-                    self.callback(index, gen, fresh, |h, c| h.on_traffic(c));
-                    if n < want && !read_closed {
-                        return; // drained (a short read of a stream socket)
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close(index, CloseReason::from_io(e));
-                    return;
-                }
             }
         }
-        if self.trigger == Trigger::Edge && self.is_live(index, gen) {
+        // Edge-triggered and out of budget with data left: no new edge will come,
+        // so the loop remembers to read it next round.
+        if self.is_live(index, gen) {
             self.et_pending.push(token(index, gen));
+        }
+    }
+
+    /// One read and the `on_traffic` it feeds. Returns whether the socket may have
+    /// more to read (the read filled its buffer, or the peer half-closed and the
+    /// end of stream is still to be read).
+    ///
+    /// This is the hot path of every server; it borrows the loop's fields one by
+    /// one (slot, read buffer, `io`, handler) so the connection is looked up once
+    /// and a callback that leaves nothing to do costs a few compares afterwards.
+    #[inline]
+    fn read_once(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) -> bool {
+        let Some(c) = self
+            .slots
+            .get_mut(index as usize)
+            .and_then(|s| s.conn.as_mut())
+            .filter(|c| c.gen == gen)
+        else {
+            return false;
+        };
+        let max_in = self.io.flow.max_in;
+        if !c.wants_read(max_in) {
+            // Not reading (closing, half-closed, paused or at the inbound cap):
+            // only a hang-up or error matters.
+            if error {
+                self.on_hangup(index);
+            }
+            return false;
+        }
+        // Never buffer past the inbound cap.
+        let want = (max_in - c.inbound.len()).min(self.read_buf.len());
+        match crate::sys::read(c.fd.as_fd(), &mut self.read_buf[..want]) {
+            Ok(0) => {
+                self.on_eof(index);
+                false
+            }
+            Ok(n) => {
+                self.io.tally.bytes_in += n as u64;
+                c.stamp_rx(self.io.now);
+                // Fresh bytes are offered in place; only a connection that already
+                // holds a partial message gets them appended to its ring first.
+                let fresh = if c.inbound.is_empty() {
+                    Some(&self.read_buf[..n])
+                } else {
+                    c.inbound.push(&self.read_buf[..n], &mut self.io.pool);
+                    None
+                };
+                let mut conn = Conn::new(c, &mut self.io, index, gen, fresh);
+                let handler = &mut self.handler;
+                let res = catch_unwind(AssertUnwindSafe(|| handler.on_traffic(&mut conn)));
+                conn.finish();
+                let quiet = matches!(res, Ok(Action::None)) && conn.inner.is_quiet(&conn.io.flow);
+                if !quiet {
+                    self.after_callback_slow(index, res);
+                }
+                n == want || read_closed
+            }
+            Err(crate::sys::Errno::AGAIN) => false,
+            Err(crate::sys::Errno::INTR) => true,
+            Err(e) => {
+                self.close(index, CloseReason::from_io(e.into()));
+                false
+            }
         }
     }
 
@@ -668,8 +705,8 @@ impl<H: EventHandler> EventLoop<H> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
-        c.read_closed = true;
-        c.draining.get_or_insert(Drain::PeerClosed);
+        c.set(flag::READ_CLOSED, true);
+        c.drain(Drain::PeerClosed);
         // Whatever was written or queued is still delivered before the close.
         self.settle(index);
     }
@@ -686,16 +723,10 @@ impl<H: EventHandler> EventLoop<H> {
     }
 
     fn on_writable(&mut self, index: u32) {
-        let mut out = Out {
-            pool: &mut self.pool,
-            stats: &self.shared.stats,
-            now: self.now_tick,
-            max_out: self.flow.max_out,
-        };
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
-        if let Err(e) = c.flush(&mut out) {
+        if let Err(e) = c.flush(&mut self.io) {
             self.close(index, CloseReason::from_io(e));
             return;
         }
@@ -710,7 +741,7 @@ impl<H: EventHandler> EventLoop<H> {
             return;
         };
         let gen = inner.gen;
-        inner.closed = true;
+        inner.set(flag::CLOSED, true);
         match &reason {
             CloseReason::Panicked | CloseReason::Io(_) => {
                 tracing::warn!(%reason, "connection closed")
@@ -719,16 +750,9 @@ impl<H: EventHandler> EventLoop<H> {
             _ => tracing::trace!(%reason, "connection closed"),
         }
         self.shared.stats.note_close(&reason);
-        inner.unaccount(&self.shared.stats);
+        inner.unaccount(&mut self.io.tally);
         {
-            let ctx = ConnCtx {
-                pool: &mut self.pool,
-                read_buf: &self.read_buf,
-                shared: &self.shared,
-                flow: &self.flow,
-                now: self.now_tick,
-            };
-            let mut conn = Conn::new(&mut inner, ctx, index, gen, None);
+            let mut conn = Conn::new(&mut inner, &mut self.io, index, gen, None);
             let handler = &mut self.handler;
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler.on_close(&mut conn, &reason)))
             {
@@ -736,11 +760,13 @@ impl<H: EventHandler> EventLoop<H> {
             }
         }
         inner.fail_waiters();
-        inner.release_buffers(&mut self.pool);
+        inner.release_buffers(&mut self.io.pool);
         drop(inner); // closes the descriptor, which also removes it from epoll
                      // The slot's next connection gets the next generation, so stale tokens
                      // and handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));
+        // Whoever sees the connection gone also sees the gauges without it.
+        self.shared.stats.publish(&self.io.tally);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -767,14 +793,8 @@ impl<H: EventHandler> EventLoop<H> {
                 continue;
             }
             let c = self.slots[index as usize].conn.as_mut().expect("live");
-            c.flush_pending = false;
-            let mut out = Out {
-                pool: &mut self.pool,
-                stats: &self.shared.stats,
-                now: self.now_tick,
-                max_out: self.flow.max_out,
-            };
-            match c.flush(&mut out) {
+            c.set(flag::FLUSH_PENDING, false);
+            match c.flush(&mut self.io) {
                 Ok(()) => self.settle(index),
                 Err(e) => self.close(index, CloseReason::from_io(e)),
             }
@@ -802,23 +822,23 @@ impl<H: EventHandler> EventLoop<H> {
             Task::PauseRead { index, gen, pause } => {
                 if self.is_live(index, gen) {
                     if let Some(c) = self.slots[index as usize].conn.as_mut() {
-                        if c.paused && !pause {
-                            c.restart_rx(self.now_tick);
+                        if c.is(flag::PAUSED) && !pause {
+                            c.restart_rx(self.io.now);
                         }
-                        c.paused = pause;
+                        c.set(flag::PAUSED, pause);
                     }
                     self.settle(index);
                 }
             }
             Task::Wake { index, gen } => {
                 if self.is_live(index, gen) {
-                    self.callback(index, gen, None, |h, c| h.on_traffic(c));
+                    self.callback(index, gen, |h, c| h.on_traffic(c));
                 }
             }
             Task::Close { index, gen } => {
                 if self.is_live(index, gen) {
                     if let Some(c) = self.slots[index as usize].conn.as_mut() {
-                        c.draining.get_or_insert(Drain::Handle);
+                        c.drain(Drain::Handle);
                     }
                     self.settle(index);
                 }
@@ -852,7 +872,7 @@ impl<H: EventHandler> EventLoop<H> {
         self.listeners.clear();
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
-                c.draining.get_or_insert(Drain::EngineStopped);
+                c.drain(Drain::EngineStopped);
                 self.settle(index);
             }
         }
@@ -865,15 +885,9 @@ impl<H: EventHandler> EventLoop<H> {
         cb: Option<crate::WriteCallback>,
         write: impl FnOnce(
             &mut ConnInner<H::State>,
-            &mut Out<'_>,
+            &mut LoopIo,
         ) -> Result<(), crate::connection::WriteError>,
     ) {
-        let mut out = Out {
-            pool: &mut self.pool,
-            stats: &self.shared.stats,
-            now: self.now_tick,
-            max_out: self.flow.max_out,
-        };
         let Some(c) = self.slots.get_mut(index as usize).and_then(|s| {
             s.conn
                 .as_mut()
@@ -884,15 +898,15 @@ impl<H: EventHandler> EventLoop<H> {
             }
             return;
         };
-        match write(c, &mut out) {
+        match write(c, &mut self.io) {
             Ok(()) => {
                 if let Some(cb) = cb {
-                    c.add_waiter(cb, self.now_tick);
+                    c.add_waiter(cb, self.io.now);
                 }
                 // Written once the whole task batch is in: a burst of async writes
                 // to one connection leaves in one gathered write, not one each.
-                if !c.flush_pending {
-                    c.flush_pending = true;
+                if !c.is(flag::FLUSH_PENDING) {
+                    c.set(flag::FLUSH_PENDING, true);
                     self.to_flush.push((index, gen));
                 }
             }
@@ -926,13 +940,7 @@ impl<H: EventHandler> EventLoop<H> {
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 // One last non-blocking attempt to send what is queued.
-                let mut out = Out {
-                    pool: &mut self.pool,
-                    stats: &self.shared.stats,
-                    now: self.now_tick,
-                    max_out: self.flow.max_out,
-                };
-                let _ = c.flush(&mut out);
+                let _ = c.flush(&mut self.io);
                 self.close(index, CloseReason::EngineStopped);
             }
         }

@@ -23,17 +23,29 @@ impl Counter {
             Ordering::Relaxed,
         );
     }
-    /// Subtracts `n` (owning loop only; for gauges).
+    /// Sets the value (owning loop only).
     #[inline]
-    pub(crate) fn sub(&self, n: u64) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_sub(n),
-            Ordering::Relaxed,
-        );
+    pub(crate) fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
     }
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// The counters a loop bumps per message or per event, kept in plain integers on
+/// the loop and [published](LoopCounters::publish) once per round: the hot path
+/// touches no shared cache line, and readers lag by at most one round (the loop
+/// publishes before it blocks, so an idle loop's figures are exact).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) events: u64,
+    pub(crate) wakeups: u64,
+    /// Gauges (sums of every connection's queue lengths).
+    pub(crate) queued_out: u64,
+    pub(crate) buffered_in: u64,
 }
 
 /// Number of close-reason buckets.
@@ -68,6 +80,16 @@ fn bucket(r: &CloseReason) -> usize {
 }
 
 impl LoopCounters {
+    /// Makes the loop's running tallies visible to other threads.
+    pub(crate) fn publish(&self, t: &Tally) {
+        self.bytes_in.set(t.bytes_in);
+        self.bytes_out.set(t.bytes_out);
+        self.events.set(t.events);
+        self.wakeups.set(t.wakeups);
+        self.queued_out.set(t.queued_out);
+        self.buffered_in.set(t.buffered_in);
+    }
+
     pub(crate) fn note_close(&self, r: &CloseReason) {
         self.closed[bucket(r)].add(1);
     }

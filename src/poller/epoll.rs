@@ -101,16 +101,12 @@ impl Poller for Epoll {
         self.events.capacity()
     }
 
+    #[inline]
     fn event(&self, i: usize) -> Event {
         let ev = self.events[i];
-        let bits = ev.events;
-        let has = |f: libc::c_int| bits & f as u32 != 0;
         Event {
             token: ev.u64,
-            readable: has(libc::EPOLLIN) || has(libc::EPOLLPRI),
-            writable: has(libc::EPOLLOUT),
-            read_closed: has(libc::EPOLLRDHUP),
-            error: has(libc::EPOLLERR) || has(libc::EPOLLHUP),
+            bits: ev.events,
         }
     }
 }

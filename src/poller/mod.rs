@@ -79,16 +79,44 @@ pub(crate) enum Trigger {
     Exclusive,
 }
 
-/// One readiness event.
+/// One readiness event: the registration's token and the readiness bits.
+///
+/// The bits use the `poll(2)` encoding (`POLLIN`, `POLLOUT`, `POLLRDHUP`, …), which
+/// epoll shares and io_uring's poll operations return as well, so a backend hands
+/// them over untranslated and the loop tests one mask per question.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Event {
     pub(crate) token: u64,
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
+    pub(crate) bits: u32,
+}
+
+const IN: u32 = libc::EPOLLIN as u32 | libc::EPOLLPRI as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
+const RDHUP: u32 = libc::EPOLLRDHUP as u32;
+const ERR: u32 = libc::EPOLLERR as u32 | libc::EPOLLHUP as u32;
+
+impl Event {
+    /// Bytes can be read — or reading will report why not: set for readable data,
+    /// peer half-close, errors and hang-ups alike.
+    #[inline]
+    pub(crate) fn wants_read(self) -> bool {
+        self.bits & (IN | RDHUP | ERR) != 0
+    }
+    /// The socket can take more bytes.
+    #[inline]
+    pub(crate) fn writable(self) -> bool {
+        self.bits & OUT != 0
+    }
     /// The peer shut down its sending side (or the connection is gone).
-    pub(crate) read_closed: bool,
+    #[inline]
+    pub(crate) fn read_closed(self) -> bool {
+        self.bits & RDHUP != 0
+    }
     /// An error is pending on the descriptor (`EPOLLERR`) or it hung up (`EPOLLHUP`).
-    pub(crate) error: bool,
+    #[inline]
+    pub(crate) fn error(self) -> bool {
+        self.bits & ERR != 0
+    }
 }
 
 /// The readiness interface every backend implements.

@@ -4,8 +4,10 @@
 //! carries a `// SAFETY:` comment saying why the call is sound. Everything above this
 //! module is safe Rust.
 
+pub(crate) use rustix::io::Errno;
+use rustix::net::{SendAncillaryBuffer, SendFlags};
 use std::io::{self, IoSlice};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Converts a `-1`-on-error return value into an `io::Result`.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -127,48 +129,32 @@ pub(crate) fn eventfd_read(fd: RawFd) {
 }
 
 /// `read(2)` into `buf`.
+///
+/// The per-message calls (read, send, sendmsg) go through rustix's raw-syscall
+/// backend: an inline `syscall` instruction instead of libc's wrappers, which are
+/// thread-cancellation points (about 30 instructions each entering and leaving
+/// asynchronous cancellation; netloop never cancels a thread) or, through
+/// `syscall(2)`, a trampoline that shuffles all six argument registers.
+///
+/// They return the bare [`Errno`]: the callers test for `EAGAIN` and `EINTR` on
+/// the hot path and build an `io::Error` only when a connection actually fails.
 #[inline]
-pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe writable memory borrowed for the call.
-    cvt_long(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) })
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    rustix::io::read(fd, buf)
 }
 
 /// `send(2)` with `MSG_NOSIGNAL`, so a peer that went away yields `EPIPE` instead of
 /// killing the process with `SIGPIPE`.
 #[inline]
-pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe readable memory borrowed for the call.
-    // send(2) is sendto(2) without an address.
-    cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            fd,
-            buf.as_ptr(),
-            buf.len(),
-            libc::MSG_NOSIGNAL,
-            std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
-        )
-    })
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
+    rustix::net::send(fd, buf, SendFlags::NOSIGNAL)
 }
 
 /// Gathered write: `sendmsg(2)` with an iovec array and `MSG_NOSIGNAL`.
-pub(crate) fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    // SAFETY: an all-zero msghdr is a valid empty message.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // IoSlice is guaranteed ABI-compatible with `struct iovec` on Unix.
-    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
-    // SAFETY: `msg` points at `bufs`, which stay borrowed for the call; the kernel
-    // only reads them.
-    cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_sendmsg,
-            fd,
-            &msg as *const libc::msghdr,
-            libc::MSG_NOSIGNAL,
-        )
-    })
+pub(crate) fn sendv(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
+    let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+    let mut control = SendAncillaryBuffer::default();
+    rustix::net::sendmsg(fd, bufs, &mut control, SendFlags::NOSIGNAL)
 }
 
 /// `accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC)`, returning the new socket and the

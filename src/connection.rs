@@ -59,7 +59,14 @@ impl Clock {
     }
     /// The tick `t` falls in.
     pub(crate) fn tick(&self, t: Instant) -> u64 {
-        (t.saturating_duration_since(self.origin).as_nanos() / u128::from(self.res_ns)) as u64 + 1
+        // 64-bit nanoseconds cover 584 years of uptime, and spare the 128-bit
+        // division `as_nanos` would need.
+        let d = t.saturating_duration_since(self.origin);
+        let ns = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        ns / self.res_ns + 1
     }
     /// Whole ticks covering `d` (rounded up; 0 only for a zero duration).
     pub(crate) fn ticks(&self, d: Duration) -> u64 {

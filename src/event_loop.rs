@@ -135,6 +135,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     /// Edge-triggered connections whose read budget ran out with data left.
     et_pending: Vec<u64>,
     next_tick: Option<Instant>,
+    /// When the last wait returned (the loop's clock for timers).
+    woke_at: Instant,
     stopping: bool,
     /// Set once a graceful stop began: the drain ends by then.
     drain_until: Option<Instant>,
@@ -196,6 +198,7 @@ impl<H: EventHandler> EventLoop<H> {
             tasks: Vec::new(),
             et_pending: Vec::new(),
             next_tick: None,
+            woke_at: Instant::now(),
             stopping: false,
             dials: Default::default(),
         };
@@ -280,7 +283,8 @@ impl<H: EventHandler> EventLoop<H> {
                 }
             };
             // The wait may have been long: traffic stamps must use the time now.
-            self.io.now = self.io.flow.clock.tick(Instant::now());
+            self.woke_at = Instant::now();
+            self.io.now = self.io.flow.clock.tick(self.woke_at);
             self.io.tally.wakeups += 1;
             self.io.tally.events += n as u64;
             for i in 0..n {
@@ -323,8 +327,10 @@ impl<H: EventHandler> EventLoop<H> {
             .min()
     }
 
+    /// Runs what is due by the time the last wait returned: a round reads the
+    /// clock once, so timers may run up to one round late, never early.
     fn run_timers(&mut self) {
-        let now = Instant::now();
+        let now = self.woke_at;
         self.expire_dials(now);
         self.io.now = self.io.flow.clock.tick(now);
         if !self.wheel.is_empty() {
@@ -605,7 +611,7 @@ impl<H: EventHandler> EventLoop<H> {
     // ----- I/O -----
 
     /// A readiness event for a connection.
-    #[inline]
+    #[inline(always)]
     fn on_conn_event(&mut self, ev: Event) {
         let (index, gen) = (ev.token as u32, (ev.token >> 32) as u32);
         // Stale events (the connection closed earlier this round) are dropped by
@@ -618,7 +624,7 @@ impl<H: EventHandler> EventLoop<H> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_readable(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) {
         if self.trigger != Trigger::Edge {
             // Level-triggered: one read per event; a socket with more to read is
@@ -645,7 +651,7 @@ impl<H: EventHandler> EventLoop<H> {
     /// This is the hot path of every server; it borrows the loop's fields one by
     /// one (slot, read buffer, `io`, handler) so the connection is looked up once
     /// and a callback that leaves nothing to do costs a few compares afterwards.
-    #[inline]
+    #[inline(always)]
     fn read_once(&mut self, index: u32, gen: u32, read_closed: bool, error: bool) -> bool {
         let Some(c) = self
             .slots

@@ -20,6 +20,7 @@ pub struct CompareOptions {
     pub out: PathBuf,
     pub servers: Vec<String>,
     pub idle_conns: usize,
+    pub rounds: usize,
     pub command: String,
 }
 
@@ -176,7 +177,7 @@ pub fn run(opts: CompareOptions) -> Result<()> {
     }
     let layout = Layout::detect()?;
     let quick = opts.quick;
-    let rounds = if quick { 1 } else { 3 };
+    let rounds = opts.rounds;
     let (warmup, duration) = if quick {
         (Duration::from_millis(500), Duration::from_secs(2))
     } else {
@@ -223,7 +224,6 @@ pub fn run(opts: CompareOptions) -> Result<()> {
     pb.enable_steady_tick(Duration::from_millis(200));
 
     let mut by_cell: BTreeMap<(String, &'static str), CellResult> = BTreeMap::new();
-    let us_per_tick = procfs::us_per_tick();
     for round in 0..rounds {
         let n = ready.len();
         for k in 0..n {
@@ -252,7 +252,7 @@ pub fn run(opts: CompareOptions) -> Result<()> {
                     format!("round {}/{rounds}: {name} · {}", round + 1, cell.key),
                 );
                 let entry = by_cell.entry((name.clone(), cell.key)).or_default();
-                match measure(&mut srv, cell, warmup, duration, us_per_tick) {
+                match measure(&mut srv, cell, warmup, duration) {
                     Ok(s) => entry.samples.push(s),
                     Err(e) => entry.failures.push(format!("{e:#}")),
                 }
@@ -318,7 +318,6 @@ fn measure(
     cell: &Cell,
     warmup: Duration,
     duration: Duration,
-    us_per_tick: f64,
 ) -> Result<Sample> {
     if let Some(why) = srv.exited() {
         bail!("{why}");
@@ -336,7 +335,7 @@ fn measure(
     };
     let cpu: Mutex<(Option<u64>, Option<u64>)> = Mutex::new((None, None));
     let observer = |edge: Edge| {
-        let t = procfs::cpu_ticks(pid).ok();
+        let t = procfs::cpu_ns(pid).ok();
         let mut g = cpu.lock().unwrap_or_else(|e| e.into_inner());
         match edge {
             Edge::WindowStart => g.0 = t,
@@ -347,7 +346,7 @@ fn measure(
     let (a, b) = *cpu.lock().unwrap_or_else(|e| e.into_inner());
     let cpu_us_per_msg = match (a, b) {
         (Some(a), Some(b)) if r.messages > 0 => {
-            Some(b.saturating_sub(a) as f64 * us_per_tick / r.messages as f64)
+            Some(b.saturating_sub(a) as f64 / 1000.0 / r.messages as f64)
         }
         _ => None,
     };
@@ -390,10 +389,10 @@ fn idle_test(
         bail!("{why} while opening idle connections");
     }
     let rss_after = procfs::rss_bytes(pid)?;
-    let t0 = procfs::cpu_ticks(pid)?;
+    let t0 = procfs::cpu_ns(pid)?;
     let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs(IDLE_SECS));
-    let t1 = procfs::cpu_ticks(pid)?;
+    let t1 = procfs::cpu_ns(pid)?;
     let idle_secs = w0.elapsed().as_secs_f64();
     let opened = held.streams.len();
     drop(held.streams);
@@ -404,7 +403,7 @@ fn idle_test(
         opened,
         requested: conns,
         sources: held.sources,
-        idle_cpu_ms: t1.saturating_sub(t0) as f64 * procfs::us_per_tick() / 1000.0,
+        idle_cpu_ms: t1.saturating_sub(t0) as f64 / 1e6,
         idle_secs,
         errors: held.errors.count,
         first_error: held.errors.first,

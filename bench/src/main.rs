@@ -108,6 +108,10 @@ struct CompareArgs {
     /// Connections for the idle-memory test [default: 10000; 2000 with --quick].
     #[arg(long)]
     idle_conns: Option<usize>,
+    /// Interleaved rounds [default: 3; 1 with --quick]. More rounds narrow the
+    /// medians on a noisy machine (each round costs about 30 s per server).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=50))]
+    rounds: Option<u64>,
 }
 
 #[derive(Args)]
@@ -245,6 +249,7 @@ fn main() -> Result<()> {
                 out: a.out,
                 servers: a.servers,
                 idle_conns: a.idle_conns.unwrap_or(if a.quick { 2_000 } else { 10_000 }),
+                rounds: a.rounds.map_or(if a.quick { 1 } else { 3 }, |r| r as usize),
                 command,
             })
         }

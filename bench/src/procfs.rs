@@ -22,6 +22,29 @@ pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
     Ok(parse(11)? + parse(12)?)
 }
 
+/// CPU time of a whole process in nanoseconds: the scheduler's exact run time
+/// (`sum_exec_runtime`, first field of /proc/PID/task/TID/schedstat) summed over
+/// its live threads. Falls back to [`cpu_ticks`] (10 ms resolution) where
+/// schedstat is missing.
+pub fn cpu_ns(pid: u32) -> io::Result<u64> {
+    let exact = || -> io::Result<u64> {
+        let mut total = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let path = task?.path().join("schedstat");
+            let Ok(s) = std::fs::read_to_string(path) else {
+                continue; // the thread exited meanwhile
+            };
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other("malformed schedstat"))?;
+        }
+        Ok(total)
+    };
+    exact().or_else(|_| Ok((cpu_ticks(pid)? as f64 * us_per_tick() * 1000.0) as u64))
+}
+
 /// Microseconds per clock tick (10,000 with the usual USER_HZ of 100).
 pub fn us_per_tick() -> f64 {
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -125,6 +148,19 @@ pub fn machine() -> (usize, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ns_counts_busy_time() {
+        let pid = std::process::id();
+        let a = cpu_ns(pid).unwrap();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let b = cpu_ns(pid).unwrap();
+        assert!(b - a >= 20_000_000, "50 ms of spinning counted as {} ns", b - a);
+    }
 
     #[test]
     fn reads_own_process() {

@@ -131,7 +131,7 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
     let _ = writeln!(
         w,
         "Each figure is the median over rounds, with min–max in parentheses when they differ. \
-         *Server CPU µs/msg* is the server process's utime+stime (from /proc/PID/stat, 10 ms ticks) \
+         *Server CPU µs/msg* is the server process's CPU time (the scheduler's exact run time, /proc/PID/task/*/schedstat) \
          over the measured window divided by the messages completed in it. See bench/README.md \
          for how to read these numbers.\n"
     );

@@ -149,7 +149,9 @@ impl EngineHandle {
 
     /// The engine's counters: per loop and in total (see [`Stats`]). Lock-free: each
     /// loop publishes its counters with relaxed atomic stores, so this can be polled
-    /// from any thread at any rate without slowing the loops.
+    /// from any thread at any rate without slowing the loops. Byte, event and queue
+    /// figures are published once per loop round (before the loop waits, and when a
+    /// connection closes), so a busy loop's figures may lag by one round.
     pub fn stats(&self) -> Stats {
         let loops = self
             .shared

@@ -2,7 +2,10 @@
 //!
 //! Each loop owns one [`LoopCounters`] and is its only writer, so a counter is
 //! bumped with a relaxed load and a relaxed store — no locked read-modify-write,
-//! no lock, no shared cache line with other loops' counters being written.
+//! no lock, no shared cache line with other loops' counters being written. The
+//! per-message counters (bytes, events, queue gauges) are cheaper still: the loop
+//! keeps them in a plain [`Tally`] and publishes it once per round, before it
+//! blocks and whenever a connection closes.
 //! Readers ([`EngineHandle::stats`](crate::EngineHandle::stats)) take relaxed
 //! loads: every value is exact for its own counter, but two counters read one
 //! after the other may be from slightly different moments.

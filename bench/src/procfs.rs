@@ -159,7 +159,11 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let b = cpu_ns(pid).unwrap();
-        assert!(b - a >= 20_000_000, "50 ms of spinning counted as {} ns", b - a);
+        assert!(
+            b - a >= 20_000_000,
+            "50 ms of spinning counted as {} ns",
+            b - a
+        );
     }
 
     #[test]

@@ -20,11 +20,10 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// Converts the `long` returned by `syscall(2)` into an `io::Result<usize>`.
 ///
-/// The hot-path calls (read, send, sendmsg, epoll_pwait) go through `syscall(2)`
-/// rather than libc's wrappers: those wrappers are thread-cancellation points and
-/// spend about 30 instructions each entering and leaving asynchronous cancellation,
-/// which netloop never uses (its threads are never cancelled). That is a fifth of
-/// the user-space cost of an echoed message.
+/// `epoll_pwait` goes through `syscall(2)` rather than libc's wrapper, which is a
+/// thread-cancellation point (about 30 instructions entering and leaving
+/// asynchronous cancellation; netloop never cancels its threads). The
+/// per-message calls go through rustix instead (see [`read`]).
 #[inline]
 fn cvt_long(ret: libc::c_long) -> io::Result<usize> {
     if ret < 0 {

@@ -136,6 +136,8 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
          for how to read these numbers.\n"
     );
 
+    goals(w, r);
+
     let _ = writeln!(w, "## Closed loop\n");
     for cell in r.cells.iter().filter(|c| c.rate.is_none()) {
         let _ = writeln!(w, "### {}\n", cell.title);
@@ -250,6 +252,134 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
         let _ = writeln!(w, "## Chart\n\n![msgs/s and p99 per server]({name})\n");
     }
     md
+}
+
+/// Median and range of one metric of one server in one cell.
+fn cell_spread(
+    r: &Results,
+    server: &str,
+    key: &str,
+    f: impl Fn(&crate::compare::Sample) -> Option<f64>,
+) -> Option<(f64, f64, f64)> {
+    let cr = r.by_cell.get(&(server.to_string(), key_of(r, key)?))?;
+    spread(metric(cr, f))
+}
+
+fn key_of(r: &Results, key: &str) -> Option<&'static str> {
+    r.cells.iter().find(|c| c.key == key).map(|c| c.key)
+}
+
+/// How a goal came out: by the medians, and whether the two servers' min–max
+/// ranges overlap (then the difference is within this run's noise).
+fn verdict(met: bool, a: (f64, f64, f64), b: (f64, f64, f64)) -> String {
+    let overlap = a.1 <= b.2 && b.1 <= a.2;
+    match (met, overlap) {
+        (true, _) => "met".into(),
+        (false, true) => "not met (within the spread)".into(),
+        (false, false) => "**not met**".into(),
+    }
+}
+
+/// The issue's goals for netloop, each a ratio to the floor (or a peer) from this
+/// run, with a verdict. Only written when netloop and the floor were both measured.
+fn goals(w: &mut String, r: &Results) {
+    let has = |s: &str| r.servers.iter().any(|x| x == s);
+    if !has("netloop") || !has("floor") {
+        return;
+    }
+    let _ = writeln!(w, "## netloop against its goals\n");
+    let _ = writeln!(
+        w,
+        "Ratios of medians from this run (netloop ÷ the other). *Within the spread*: \
+         the two servers' min–max ranges over the rounds overlap, so this run cannot tell them apart.\n"
+    );
+    let _ = writeln!(w, "| cell | goal | ratio | verdict |\n|---|---|---:|---|");
+    let peers: Vec<&String> = r
+        .servers
+        .iter()
+        .filter(|s| *s != "netloop" && *s != "floor")
+        .collect();
+    for cell in &r.cells {
+        let k = cell.key;
+        let cpu = |s: &str| cell_spread(r, s, k, |x| x.cpu_us_per_msg);
+        let rate = |s: &str| cell_spread(r, s, k, |x| Some(x.msgs_per_sec));
+        let p99 = |s: &str| cell_spread(r, s, k, |x| Some(x.p99_us as f64));
+        let mut row = |goal: String,
+                       a: Option<(f64, f64, f64)>,
+                       b: Option<(f64, f64, f64)>,
+                       ok: &dyn Fn(f64) -> bool| {
+            if let (Some(a), Some(b)) = (a, b) {
+                if b.0 > 0.0 {
+                    let ratio = a.0 / b.0;
+                    let _ = writeln!(
+                        w,
+                        "| {k} | {goal} | {ratio:.2} | {} |",
+                        verdict(ok(ratio), a, b)
+                    );
+                }
+            }
+        };
+        row(
+            "server CPU/msg ≤ 1.03 × floor".into(),
+            cpu("netloop"),
+            cpu("floor"),
+            &|x| x <= 1.03,
+        );
+        for p in &peers {
+            row(
+                format!("server CPU/msg < {p}"),
+                cpu("netloop"),
+                cpu(p),
+                &|x| x < 1.0,
+            );
+        }
+        if cell.rate.is_none() {
+            row(
+                "msgs/s ≥ 0.97 × floor".into(),
+                rate("netloop"),
+                rate("floor"),
+                &|x| x >= 0.97,
+            );
+            if has("tokio") {
+                row(
+                    "msgs/s > tokio".into(),
+                    rate("netloop"),
+                    rate("tokio"),
+                    &|x| x > 1.0,
+                );
+            }
+        }
+        row(
+            "p99 ≤ 1.1 × floor".into(),
+            p99("netloop"),
+            p99("floor"),
+            &|x| x <= 1.1,
+        );
+        if has("tokio") {
+            row("p99 ≤ tokio".into(), p99("netloop"), p99("tokio"), &|x| {
+                x <= 1.0
+            });
+        }
+    }
+    if let Some(Ok(i)) = r.idle.get("netloop") {
+        if let Some(b) = i.bytes_per_conn() {
+            let _ = writeln!(
+                w,
+                "| idle | memory per idle connection ≤ 64 B | {b:.0} B | {} |",
+                if b <= 64.0 { "met" } else { "**not met**" }
+            );
+        }
+        // "~0": under 1 % of one core while every connection is idle.
+        let busy = i.idle_cpu_ms / (i.idle_secs * 1000.0);
+        let _ = writeln!(
+            w,
+            "| idle | CPU at idle ≈ 0 (< 1 % of a core) | {:.0} ms in {:.1} s | {} |",
+            i.idle_cpu_ms,
+            i.idle_secs,
+            if busy < 0.01 { "met" } else { "**not met**" }
+        );
+    }
+    let _ = writeln!(w);
 }
 
 /// The raw samples, for tracking figures over time.

@@ -128,8 +128,10 @@ pub(crate) trait Poller {
         -> io::Result<()>;
     /// Stops watching `fd`. Closing a descriptor also removes it.
     fn delete(&self, fd: RawFd) -> io::Result<()>;
-    /// Waits for events (`None` = until one arrives). The event buffer grows when a
-    /// wait fills it, so a burst is drained in fewer rounds.
+    /// Waits for events (`None` = until one arrives), at most [`capacity`] at a
+    /// time.
+    ///
+    /// [`capacity`]: Poller::capacity
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
     /// How many events one wait can return at most right now.
     fn capacity(&self) -> usize;

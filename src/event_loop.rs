@@ -336,9 +336,9 @@ impl<H: EventHandler> EventLoop<H> {
     /// Runs what is due by the time the last wait returned: a round reads the
     /// clock once, so timers may run up to one round late, never early.
     fn run_timers(&mut self) {
+        // `io.now` is already the tick of `woke_at` (set when the wait returned).
         let now = self.woke_at;
         self.expire_dials(now);
-        self.io.now = self.io.flow.clock.tick(now);
         if !self.wheel.is_empty() {
             self.fire_timers();
         }

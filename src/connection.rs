@@ -445,7 +445,7 @@ impl<S> ConnInner<S> {
     pub(crate) fn is_quiet(&self, f: &Flow) -> bool {
         // A plain connection (no status bit, no cold part: no failure, waiter or
         // override) on a loop without timeouts, which only reads: the common case.
-        if self.flags == 0 && self.cold.is_none() && !f.timed {
+        if self.flags == 0 && self.cold.is_none() && !f.timeouts() {
             let inbound = self.inbound.len();
             return self.interest == Interest::READ
                 && self.acct_out == 0

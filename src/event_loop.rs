@@ -122,7 +122,6 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
 }
 
 pub(crate) struct EventLoop<H: EventHandler> {
-    shared: Arc<LoopShared>,
     engine: EngineHandle,
     opts: Arc<Options>,
     handler: H,
@@ -181,7 +180,7 @@ impl<H: EventHandler> EventLoop<H> {
                 // Refreshed before timers run and after each wait.
                 now: clock.tick(Instant::now()),
                 tally: Tally::default(),
-                shared: shared.clone(),
+                shared,
             },
             wheel: TimerWheel::new(WHEEL_SLOTS),
             due: Vec::new(),
@@ -192,7 +191,6 @@ impl<H: EventHandler> EventLoop<H> {
                 Trigger::Level
             },
             read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
-            shared,
             engine,
             opts,
             handler,
@@ -240,7 +238,7 @@ impl<H: EventHandler> EventLoop<H> {
 
     fn boot(&mut self) {
         let info = LoopInfo {
-            index: self.shared.index,
+            index: self.io.shared.index,
             engine: &self.engine,
             connections: 0,
         };
@@ -260,7 +258,7 @@ impl<H: EventHandler> EventLoop<H> {
         let mut woken = false;
         loop {
             let mut more_tasks = false;
-            if woken || self.shared.queue.is_notified() {
+            if woken || self.io.shared.queue.is_notified() {
                 woken = false;
                 more_tasks = self.run_tasks();
             }
@@ -268,7 +266,9 @@ impl<H: EventHandler> EventLoop<H> {
                 return;
             }
             if let Some(until) = self.drain_until {
-                if self.shared.connections.load(Ordering::Relaxed) == 0 || Instant::now() >= until {
+                if self.io.shared.connections.load(Ordering::Relaxed) == 0
+                    || Instant::now() >= until
+                {
                     return; // drained, or out of time: `shutdown` closes the rest
                 }
             }
@@ -280,7 +280,7 @@ impl<H: EventHandler> EventLoop<H> {
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
             // Other threads see this round's counters before the loop blocks.
-            self.shared.stats.publish(&self.io.tally);
+            self.io.shared.stats.publish(&self.io.tally);
             let n = match self.poller.wait(timeout) {
                 Ok(n) => n,
                 Err(e) => {
@@ -347,9 +347,9 @@ impl<H: EventHandler> EventLoop<H> {
         }
         if self.next_tick.is_some_and(|t| t <= now) {
             let info = LoopInfo {
-                index: self.shared.index,
+                index: self.io.shared.index,
                 engine: &self.engine,
-                connections: self.shared.connections.load(Ordering::Relaxed),
+                connections: self.io.shared.connections.load(Ordering::Relaxed),
             };
             let handler = &mut self.handler;
             let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick(&info))) {
@@ -423,7 +423,7 @@ impl<H: EventHandler> EventLoop<H> {
                     }
                     let is_tcp = l.sock.is_tcp();
                     listener::configure(&fd, is_tcp, &self.opts);
-                    self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                    self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
                     self.open(fd, None);
                 }
                 Accepted::Done => return,
@@ -442,7 +442,7 @@ impl<H: EventHandler> EventLoop<H> {
             }
             None => {
                 tracing::error!("connection slab is full; dropping connection");
-                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 return None;
             }
         };
@@ -460,11 +460,11 @@ impl<H: EventHandler> EventLoop<H> {
         ) {
             tracing::error!(error = %e, "could not register connection; dropping it");
             self.free.push((index, gen));
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
         slot.conn = Some(inner);
-        self.shared.stats.accepted.add(1);
+        self.io.shared.stats.accepted.add(1);
         self.callback(index, gen, |h, c| h.on_open(c));
         Some((index, gen))
     }
@@ -761,11 +761,11 @@ impl<H: EventHandler> EventLoop<H> {
             CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
             _ => tracing::trace!(%reason, "connection closed"),
         }
-        self.shared.stats.note_close(&reason);
+        self.io.shared.stats.note_close(&reason);
         inner.unaccount(&mut self.io.tally);
         // Whoever sees the connection closed (in `on_close` or by its count) also
         // sees the gauges without it.
-        self.shared.stats.publish(&self.io.tally);
+        self.io.shared.stats.publish(&self.io.tally);
         {
             let mut conn = Conn::new(&mut inner, &mut self.io, index, gen, None);
             let handler = &mut self.handler;
@@ -780,7 +780,7 @@ impl<H: EventHandler> EventLoop<H> {
                      // The slot's next connection gets the next generation, so stale tokens
                      // and handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));
-        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     // ----- tasks from other threads -----
@@ -788,7 +788,7 @@ impl<H: EventHandler> EventLoop<H> {
     /// Runs queued tasks; returns true if some were left for the next round.
     fn run_tasks(&mut self) -> bool {
         let mut tasks = std::mem::take(&mut self.tasks);
-        let more = self.shared.queue.take(&mut tasks, TASKS_PER_ROUND);
+        let more = self.io.shared.queue.take(&mut tasks, TASKS_PER_ROUND);
         for task in tasks.drain(..) {
             self.run_task(task);
         }
@@ -859,7 +859,7 @@ impl<H: EventHandler> EventLoop<H> {
             Task::Adopt { fd } => {
                 if self.stopping || self.drain_until.is_some() {
                     drop(fd);
-                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
                     self.open(fd, None);
                 }
@@ -940,11 +940,11 @@ impl<H: EventHandler> EventLoop<H> {
             l.deregister(&self.poller);
         }
         self.listeners.clear();
-        for task in self.shared.queue.close() {
+        for task in self.io.shared.queue.close() {
             match task {
                 Task::Adopt { fd, .. } => {
                     drop(fd);
-                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 }
                 other => other.fail(|| Error::EngineStopped),
             }
@@ -959,7 +959,7 @@ impl<H: EventHandler> EventLoop<H> {
         }
         let handler = &mut self.handler;
         let info = LoopInfo {
-            index: self.shared.index,
+            index: self.io.shared.index,
             engine: &self.engine,
             connections: 0,
         };
@@ -1034,10 +1034,10 @@ impl<H: EventHandler> EventLoop<H> {
             }
         };
         listener::configure(&fd, is_tcp, &self.opts);
-        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
         let res = match self.open(fd, state) {
             Some((index, gen)) => Ok(crate::ConnHandle {
-                shared: self.shared.clone(),
+                shared: self.io.shared.clone(),
                 index,
                 gen,
             }),

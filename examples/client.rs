@@ -127,20 +127,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
-    let server = match &args.addr {
-        Some(_) => None,
-        None => Some(
-            Engine::builder()
-                .loops(1)
-                .listen("127.0.0.1:0")
-                .start_with(common::Echo)?,
-        ),
-    };
-    let addr = match (&args.addr, &server) {
-        (Some(a), _) => a.clone(),
-        (None, Some(s)) => s.local_addr().to_string(),
-        _ => unreachable!(),
-    };
+    let (addr, server) = common::addr_or_local_echo(args.addr.as_deref())?;
     println!(
         "dialing {addr}: {} connections x {} round trips of {} bytes",
         args.conns, args.count, args.size

@@ -207,20 +207,7 @@ impl Pool {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
-    let local = match &args.upstream {
-        Some(_) => None,
-        None => Some(
-            Engine::builder()
-                .loops(1)
-                .listen("127.0.0.1:0")
-                .start_with(common::Echo)?,
-        ),
-    };
-    let upstream = match (&args.upstream, &local) {
-        (Some(u), _) => u.clone(),
-        (None, Some(e)) => e.local_addr().to_string(),
-        _ => unreachable!(),
-    };
+    let (upstream, local) = common::addr_or_local_echo(args.upstream.as_deref())?;
     let pool = Arc::new(Pool::open(&upstream, args.size, args.loops)?);
     println!("pool of {} connections to {upstream}", args.size);
     let start = Instant::now();

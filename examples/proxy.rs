@@ -166,21 +166,11 @@ impl EventHandler for Proxy {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
-    let local_upstream = match (&args.upstream, args.self_test) {
-        (Some(_), _) => None,
-        (None, true) => Some(
-            Engine::builder()
-                .loops(1)
-                .listen("127.0.0.1:0")
-                .start_with(common::Echo)?,
-        ),
-        (None, false) => return Err("--upstream is required (or use --self-test)".into()),
-    };
-    let upstream = match (&args.upstream, &local_upstream) {
-        (Some(u), _) => u.clone(),
-        (None, Some(e)) => e.local_addr().to_string(),
-        _ => unreachable!(),
-    };
+    if args.upstream.is_none() && !args.self_test {
+        return Err("--upstream is required (or use --self-test)".into());
+    }
+    // Kept alive until `main` returns.
+    let (upstream, _local_upstream) = common::addr_or_local_echo(args.upstream.as_deref())?;
     let proxy = Proxy {
         upstream: upstream.clone(),
         timeout: Duration::from_millis(args.connect_timeout_ms),

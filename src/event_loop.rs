@@ -307,10 +307,8 @@ impl<H: EventHandler> EventLoop<H> {
             }
             if !self.et_pending.is_empty() {
                 for t in std::mem::take(&mut self.et_pending) {
-                    let (index, gen) = (t as u32, (t >> 32) as u32);
-                    if self.is_live(index, gen) {
-                        self.on_readable(index, gen, false, false);
-                    }
+                    // A stale entry (closed since) fails `read_once`'s generation check.
+                    self.on_readable(t as u32, (t >> 32) as u32, false, false);
                 }
             }
             // Saturated: the event array was full, so more is probably ready.

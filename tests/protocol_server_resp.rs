@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mutated, Rng};
+use common::{mutated, Rng, Watch};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,32 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netloop::protocol::resp::{RedisServer, StoreMode, Value};
-use netloop::{Action, Addr, CloseReason, Conn, Engine, EventHandler, LoopInfo};
-
-/// Wraps a handler and counts connections closed because a callback panicked.
-struct Watch<H> {
-    inner: H,
-    panics: Arc<AtomicUsize>,
-}
-
-impl<H: EventHandler> EventHandler for Watch<H> {
-    type State = H::State;
-    fn on_open(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
-        self.inner.on_open(conn)
-    }
-    fn on_traffic(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
-        self.inner.on_traffic(conn)
-    }
-    fn on_close(&mut self, conn: &mut Conn<'_, H::State>, reason: &CloseReason) {
-        if matches!(reason, CloseReason::Panicked) {
-            self.panics.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.on_close(conn, reason)
-    }
-    fn on_tick(&mut self, info: &LoopInfo<'_>) -> (Duration, Action) {
-        self.inner.on_tick(info)
-    }
-}
+use netloop::{Addr, Engine};
 
 struct Server {
     engine: Engine,

@@ -258,15 +258,11 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
 fn cell_spread(
     r: &Results,
     server: &str,
-    key: &str,
+    key: &'static str,
     f: impl Fn(&crate::compare::Sample) -> Option<f64>,
 ) -> Option<(f64, f64, f64)> {
-    let cr = r.by_cell.get(&(server.to_string(), key_of(r, key)?))?;
+    let cr = r.by_cell.get(&(server.to_string(), key))?;
     spread(metric(cr, f))
-}
-
-fn key_of(r: &Results, key: &str) -> Option<&'static str> {
-    r.cells.iter().find(|c| c.key == key).map(|c| c.key)
 }
 
 /// How a goal came out: by the medians, and whether the two servers' min–max
@@ -559,6 +555,16 @@ fn panel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_separate_misses_from_noise() {
+        // (median, min, max)
+        let (a, b) = ((1.10, 1.00, 1.20), (1.00, 0.95, 1.05));
+        assert_eq!(verdict(true, a, b), "met");
+        assert_eq!(verdict(false, a, b), "not met (within the spread)");
+        let far = (2.0, 1.9, 2.1);
+        assert_eq!(verdict(false, far, b), "**not met**");
+    }
 
     #[test]
     fn spread_and_thousands() {

@@ -97,3 +97,21 @@ impl netloop::EventHandler for Echo {
         }
     }
 }
+
+/// The server to talk to: `given`, or — when none is given — an [`Echo`] server
+/// started in-process on an ephemeral port, returned as well so the caller keeps
+/// it running (and stops it when done).
+pub fn addr_or_local_echo(
+    given: Option<&str>,
+) -> Result<(String, Option<netloop::Engine>), netloop::Error> {
+    match given {
+        Some(addr) => Ok((addr.to_string(), None)),
+        None => {
+            let engine = netloop::Engine::builder()
+                .loops(1)
+                .listen("127.0.0.1:0")
+                .start_with(Echo)?;
+            Ok((engine.local_addr().to_string(), Some(engine)))
+        }
+    }
+}

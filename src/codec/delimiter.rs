@@ -230,12 +230,7 @@ impl Decoder for DelimiterCodec {
 
 impl Encoder for DelimiterCodec {
     fn encode<'a>(&'a self, payload: &'a [u8]) -> Result<Encoded<'a>, CodecError> {
-        if payload.len() > self.max_frame_len {
-            return Err(CodecError::FrameTooLong {
-                len: payload.len() as u64,
-                max: self.max_frame_len,
-            });
-        }
+        CodecError::check_len(payload.len() as u64, self.max_frame_len)?;
         let tail = self.delimiters[0].as_slice();
         let mut pos = 0;
         while let Some(p) = self.next_candidate(payload, pos, payload.len()) {

@@ -92,3 +92,15 @@ pub enum CodecError {
     #[error("invalid codec spec: {0}")]
     InvalidSpec(String),
 }
+
+impl CodecError {
+    /// `Ok` when a frame of `len` bytes is within `max`, else
+    /// [`CodecError::FrameTooLong`]: the one length check every codec makes.
+    pub(crate) fn check_len(len: u64, max: usize) -> Result<(), CodecError> {
+        if len > max as u64 {
+            Err(CodecError::FrameTooLong { len, max })
+        } else {
+            Ok(())
+        }
+    }
+}

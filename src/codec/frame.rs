@@ -76,12 +76,7 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*header);
-        if u64::from(len) > self.max_frame_len as u64 {
-            return Err(CodecError::FrameTooLong {
-                len: u64::from(len),
-                max: self.max_frame_len,
-            });
-        }
+        CodecError::check_len(u64::from(len), self.max_frame_len)?;
         // len <= max_frame_len: a usize, and HEADER + len cannot overflow on 64-bit;
         // on 32-bit checked_add guards it.
         let end = (len as usize)
@@ -102,12 +97,7 @@ impl Decoder for FrameCodec {
 
 impl Encoder for FrameCodec {
     fn encode<'a>(&'a self, payload: &'a [u8]) -> Result<Encoded<'a>, CodecError> {
-        if payload.len() > self.max_frame_len {
-            return Err(CodecError::FrameTooLong {
-                len: payload.len() as u64,
-                max: self.max_frame_len,
-            });
-        }
+        CodecError::check_len(payload.len() as u64, self.max_frame_len)?;
         let len = u32::try_from(payload.len()).map_err(|_| CodecError::LengthOverflow {
             len: payload.len() as i128,
             field_len: HEADER,

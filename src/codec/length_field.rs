@@ -313,12 +313,7 @@ impl Encoder for LengthFieldCodec {
             });
         }
         let frame_len = field as u64 + payload.len() as u64;
-        if frame_len > c.max_frame_length as u64 {
-            return Err(CodecError::FrameTooLong {
-                len: frame_len,
-                max: c.max_frame_length,
-            });
-        }
+        CodecError::check_len(frame_len, c.max_frame_length)?;
         let value = length as u64;
         let head = match c.byte_order {
             ByteOrder::BigEndian => {

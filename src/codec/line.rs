@@ -160,12 +160,7 @@ impl Decoder for LineCodec {
 
 impl Encoder for LineCodec {
     fn encode<'a>(&'a self, payload: &'a [u8]) -> Result<Encoded<'a>, CodecError> {
-        if payload.len() > self.max_frame_len {
-            return Err(CodecError::FrameTooLong {
-                len: payload.len() as u64,
-                max: self.max_frame_len,
-            });
-        }
+        CodecError::check_len(payload.len() as u64, self.max_frame_len)?;
         if let Some(position) = find_byte(b'\n', payload) {
             return Err(CodecError::DelimiterInPayload { position });
         }

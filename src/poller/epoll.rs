@@ -6,12 +6,13 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Events one wait returns at most. Fixed on purpose: a larger array (this
-/// backend used to double it whenever a wait filled it) lets one round touch the
-/// kernel state of a thousand sockets before the first is answered, and with
-/// 1,000 busy connections that cost 8–10 % of throughput against a loop that
-/// takes 256 at a time (`netloop-bench compare`, 64 B ping-pong, 1,000
-/// connections). A full array makes the loop poll again without blocking.
+/// Events one wait returns at most. Fixed on purpose: this backend used to double
+/// the array whenever a wait filled it, and with 1,000 busy connections it grew to
+/// 1,024, so one round touched the kernel state of a thousand sockets before the
+/// first was answered. In `netloop-bench compare`'s 64 B ping-pong cell with 1,000
+/// connections that loop ran at 0.86× the floor's msgs/s; capped at 256 it runs at
+/// 1.03–1.05× (BENCHMARKS.md, BENCHMARKS-h2h.md). A full array makes the loop poll
+/// again without blocking.
 const EVENTS: usize = 256;
 
 /// An epoll instance plus its event array.

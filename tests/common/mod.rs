@@ -4,6 +4,7 @@
 use netloop::{Action, CloseReason, Conn, EventHandler, LoopInfo};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -233,4 +234,29 @@ pub fn mutated(
         input.extend((0..rng.below(3000)).map(|_| rng.next() as u8));
     }
     input
+}
+
+/// Wraps a handler and counts connections closed because a callback panicked.
+pub struct Watch<H> {
+    pub inner: H,
+    pub panics: Arc<AtomicUsize>,
+}
+
+impl<H: EventHandler> EventHandler for Watch<H> {
+    type State = H::State;
+    fn on_open(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        self.inner.on_open(conn)
+    }
+    fn on_traffic(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        self.inner.on_traffic(conn)
+    }
+    fn on_close(&mut self, conn: &mut Conn<'_, H::State>, reason: &CloseReason) {
+        if matches!(reason, CloseReason::Panicked) {
+            self.panics.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.on_close(conn, reason)
+    }
+    fn on_tick(&mut self, info: &LoopInfo<'_>) -> (Duration, Action) {
+        self.inner.on_tick(info)
+    }
 }

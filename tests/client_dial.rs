@@ -1,8 +1,7 @@
 //! Outgoing connections: dial TCP and Unix, adopt, initial state, and the faults:
 //! refused, timeout against a full backlog, engine stopping with a dial pending.
-mod common;
+mod support;
 
-use common::*;
 use netloop::{
     Action, Client, CloseReason, Conn, DialOptions, Engine, Error, EventHandler, LoopInfo, Mode,
 };
@@ -10,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// Client-side handler: records opens (with their initial tag), bytes, closes.
 #[derive(Clone, Default)]

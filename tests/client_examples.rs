@@ -1,9 +1,9 @@
 //! Runs the datagram and client examples' self-tests through `cargo run`, as a
 //! user would: UDP echo (reuseport), the round-trip client, the proxy, the pool.
 
-mod common;
+mod support;
 
-use common::run_example;
+use support::run_example;
 
 fn run_ok(example: &str, args: &[&str], expect: &str) -> String {
     let (status, out, err) = run_example(example, args);

@@ -2,11 +2,10 @@
 //! (with pauses, so frames are split across reads and several arrive per read),
 //! decode errors closing only the offending connection, and the frame handler's
 //! callbacks (greeting, close, state, panics).
-mod common;
+mod support;
 
-use common::Rng;
+use support::Rng;
 
-use common::*;
 use netloop::codec::{
     ByteOrder, Codec, CodecSpec, FrameConn, FrameHandler, Framed, LengthFieldCodec, LineCodec,
 };
@@ -16,6 +15,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+use support::*;
 
 /// Echoes every frame, counts frames per connection, records close reasons and the
 /// count each connection ended with.

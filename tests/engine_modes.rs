@@ -1,11 +1,11 @@
 //! Every engine mode and load balancer, over TCP and Unix sockets.
-mod common;
+mod support;
 
-use common::*;
 use netloop::{Addr, Engine, Error, LoadBalancer, Mode};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
+use support::*;
 
 fn start(mode: Mode, lb: LoadBalancer, loops: usize, addr: &str) -> (Engine, Recorder) {
     let rec = Recorder::default();

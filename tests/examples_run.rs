@@ -2,11 +2,11 @@
 //!
 //! Nothing is built here: the examples are compiled by the `cargo run` each test
 //! starts (already up to date after `cargo test` built them). Each run is killed if
-//! it takes longer than two minutes (`common::run_example`).
+//! it takes longer than two minutes (`support::run_example`).
 
-mod common;
+mod support;
 
-use common::run_example;
+use support::run_example;
 
 fn assert_ok(example: &str, args: &[&str], expect: &str) -> String {
     let (status, out, err) = run_example(example, args);

@@ -1,15 +1,15 @@
 //! Bad peers and faults: resets, half-close, EOF mid-message, panicking handlers,
 //! stop with queued writes. Each checks `on_close` runs once with the right reason
 //! and that descriptors are released.
-mod common;
+mod support;
 
-use common::*;
 use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, Error, EventHandler, Mode};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::*;
 
 /// A one-loop engine on an ephemeral port serving a clone of `handler`.
 fn start<H: EventHandler + Clone + Send>(handler: &H) -> Engine {

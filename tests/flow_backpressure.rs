@@ -1,15 +1,15 @@
 //! Flow control faults: a peer that sends and never reads, water marks, the
 //! outbound cap (async writes included), the inbound cap and pause/resume.
 
-mod flow_util;
+mod support;
 
-use flow_util::*;
 use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, EventHandler, Mode, Options};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 const MIB: usize = 1024 * 1024;
 
@@ -166,7 +166,7 @@ fn flood_never_reading_peer_with_water_marks_stays_bounded() {
         std::thread::sleep(Duration::from_millis(100));
         let mut rtts = Vec::new();
         for _ in 0..20 {
-            rtts.push(round_trip(addr, b"ping from a well-behaved client"));
+            rtts.push(timed_round_trip(addr, b"ping from a well-behaved client"));
         }
         let (sent, sock) = flooder.join().unwrap();
         stop.store(true, Ordering::Relaxed);
@@ -214,7 +214,7 @@ fn flood_naive_echo_hits_outbound_cap() {
         let sampler = sample_held(engine.handle(), stop.clone());
         let flooder = std::thread::spawn(move || flood(addr, 200 * MIB, Duration::from_secs(2)));
         std::thread::sleep(Duration::from_millis(50));
-        let rtt = round_trip(addr, b"still served");
+        let rtt = timed_round_trip(addr, b"still served");
         let (sent, _sock) = flooder.join().unwrap();
         assert!(wait_until(Duration::from_secs(5), || !p
             .closes

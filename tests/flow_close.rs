@@ -1,15 +1,15 @@
 //! Closing under load: peer half-close with data queued, RST with megabytes
 //! queued, and graceful drain on engine stop.
 
-mod flow_util;
+mod support;
 
-use flow_util::*;
 use netloop::{Action, CloseReason, Conn, Engine, EventHandler, Mode, Options};
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 const MIB: usize = 1024 * 1024;
 

@@ -1,15 +1,15 @@
 //! Connection limits and churn: a flood past `max_connections`, connect/close
 //! churn, accept-then-RST, zero-length writes. No crash, no spin, no leak.
 
-mod flow_util;
+mod support;
 
-use flow_util::*;
 use netloop::{Action, CloseReason, Conn, Engine, EventHandler, Mode, Options};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 #[derive(Default)]
 struct Probe {
@@ -135,7 +135,7 @@ fn flood_past_limit(mode: Mode, loops: usize) {
     drop(flood);
     // Below the limit again: a new connection is served.
     assert!(wait_until(Duration::from_secs(5), || h.connection_count() < LIMIT));
-    round_trip(addr, b"after the flood");
+    timed_round_trip(addr, b"after the flood");
     engine.stop();
     drop(h); // handles keep the loops' wakers (eventfds) alive
     assert!(
@@ -165,7 +165,7 @@ fn connect_close_churn_10k_no_leak() {
         let (engine, _p) = start(|o| o.backlog = 4096, false);
         let h = engine.handle();
         let addr = tcp_addr(&engine);
-        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
+        timed_round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         let t0 = Instant::now();
         for i in 0..10_000 {
@@ -194,7 +194,7 @@ fn connect_close_churn_10k_no_leak() {
         assert_eq!(st.accepted, 10_001); // with the warm-up
         assert_eq!(st.closed.total(), 10_001);
         assert_eq!(st.queued_out_bytes + st.buffered_in_bytes, 0);
-        round_trip(addr, b"still fine");
+        timed_round_trip(addr, b"still fine");
         engine.stop();
     });
 }
@@ -206,7 +206,7 @@ fn accept_then_rst_no_leak() {
         let (engine, p) = start(|o| o.backlog = 4096, false);
         let h = engine.handle();
         let addr = tcp_addr(&engine);
-        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
+        timed_round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         for i in 0..2000 {
             let s = TcpStream::connect(addr).unwrap();
@@ -240,7 +240,7 @@ fn accept_then_rst_no_leak() {
             "{:?}",
             closes.iter().find(|c| *c != "Reset")
         );
-        round_trip(addr, b"still fine");
+        timed_round_trip(addr, b"still fine");
         engine.stop();
     });
 }

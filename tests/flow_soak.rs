@@ -1,4 +1,4 @@
-//! The soak run behind `SOAK.md`: the fault scenarios at full size, with figures.
+//! The soak run behind `bench/results/SOAK.md`: the fault scenarios at full size, with figures.
 //!
 //! ```text
 //! cargo test --release --test flow_soak -- --ignored --nocapture --test-threads=1
@@ -7,15 +7,15 @@
 //! Every scenario is `#[ignore]`d (they take about a minute together) and prints
 //! one `SOAK` line of figures; each still asserts its bounds and has a deadline.
 
-mod flow_util;
+mod support;
 
-use flow_util::*;
 use netloop::{Action, CloseReason, Conn, Engine, EventHandler, Mode, Options};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 const MIB: usize = 1024 * 1024;
 
@@ -272,7 +272,7 @@ fn soak_churn_and_rst() {
         let (engine, _c) = start(false, |o| o.backlog = 8192);
         let h = engine.handle();
         let addr = tcp_addr(&engine);
-        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
+        timed_round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         let t0 = Instant::now();
         for i in 0..20_000 {

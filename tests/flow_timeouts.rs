@@ -1,9 +1,8 @@
 //! Timeouts: idle, read, write, deadline; slowloris reaping; no timer wake-ups
 //! while no timer is armed.
 
-mod flow_util;
+mod support;
 
-use flow_util::*;
 use netloop::{
     Action, CloseReason, Conn, ConnHandle, Engine, EventHandler, Mode, Options, TimeoutKind,
 };
@@ -12,6 +11,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::*;
 
 #[derive(Default)]
 struct Probe {
@@ -226,7 +226,7 @@ fn slowloris_2000_reaped_while_normal_clients_served() {
             o.backlog = 4096;
         });
         let addr = tcp_addr(&engine);
-        round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
+        timed_round_trip(addr, b"warm up"); // the loop thread has created its epoll fd
         let fds0 = fd_count();
         let t0 = Instant::now();
         let mut lorises: Vec<TcpStream> =
@@ -245,7 +245,7 @@ fn slowloris_2000_reaped_while_normal_clients_served() {
         let mut rtts = Vec::new();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(4) {
-            rtts.push(round_trip(addr, b"GET / HTTP/1.1\r\n\r\n"));
+            rtts.push(timed_round_trip(addr, b"GET / HTTP/1.1\r\n\r\n"));
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(wait_until(Duration::from_secs(10), || engine

@@ -1,13 +1,13 @@
 //! Cross-thread handles: async writes from many threads, wake-ups, closes racing
 //! queued writes, and stale handles after a slot is reused.
-mod common;
+mod support;
 
-use common::*;
 use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, Error, EventHandler, Mode};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
+use support::*;
 
 #[derive(Clone, Default)]
 struct Hub {

@@ -2,14 +2,14 @@
 //! raw TCP (and through `curl` when it is installed).
 #![cfg(feature = "http")]
 
-mod common;
+mod support;
 
-use common::{mutated, Rng, Watch};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{mutated, Rng, Watch};
 
 use netloop::protocol::http::{techempower, HttpServer, Limits, Request, Response};
 use netloop::{Addr, Engine};

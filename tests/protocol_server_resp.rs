@@ -1,14 +1,14 @@
 //! End-to-end tests of `protocol::resp::RedisServer` on a real engine, over
 //! raw TCP (and through `redis-cli` when it is installed).
 
-mod common;
+mod support;
 
-use common::{mutated, Rng, Watch};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{mutated, Rng, Watch};
 
 use netloop::protocol::resp::{RedisServer, StoreMode, Value};
 use netloop::{Addr, Engine};

@@ -2,14 +2,14 @@
 //! client and server sockets do not share one process's descriptor limit).
 //!
 //! The child is this same test binary running the ignored `child_server` test.
-mod common;
+mod support;
 
-use common::*;
 use netloop::{Action, Conn, Engine, EngineHandle, EventHandler, LoopInfo, Mode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// Echo, except that `count?` is answered with the engine's connection count.
 #[derive(Clone, Default)]

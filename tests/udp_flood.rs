@@ -1,14 +1,14 @@
 //! A UDP flood from many source ports: bounded memory, no stall. In its own test
 //! binary so the process's resident memory is this test's alone.
-mod common;
+mod support;
 
-use common::*;
 use netloop::udp::{Datagram, DatagramHandler, UdpEngine};
 use netloop::{Action, Engine, Mode};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// Echoes with a flag byte (`T` truncated, `-` whole) and keeps no record.
 struct PlainEcho;

@@ -1,13 +1,13 @@
 //! Datagram servers: echo with peer addresses, send_to, ReusePort spreading,
 //! truncation, Unix datagram sockets. (The flood test is `udp_flood.rs`.)
-mod common;
+mod support;
 
-use common::*;
 use netloop::udp::{Datagram, DatagramHandler, UdpEngine};
 use netloop::{Action, Engine, Mode};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::*;
 
 /// Echoes every datagram to its sender, prefixed with a flag byte: `T` if the
 /// datagram arrived truncated, `-` otherwise. `fwd:ADDR` forwards the rest to ADDR.

@@ -96,7 +96,7 @@ struct CompareArgs {
     #[arg(long)]
     quick: bool,
     /// Markdown report path; the chart goes next to it with an .svg extension.
-    #[arg(long, default_value = "BENCHMARKS.md")]
+    #[arg(long, default_value = "bench/results/BENCHMARKS.md")]
     out: PathBuf,
     /// Servers to run, comma-separated: netloop, floor, tokio, threads, monoio, go.
     #[arg(

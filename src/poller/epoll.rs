@@ -11,7 +11,7 @@ use std::time::Duration;
 /// 1,024, so one round touched the kernel state of a thousand sockets before the
 /// first was answered. In `netloop-bench compare`'s 64 B ping-pong cell with 1,000
 /// connections that loop ran at 0.86× the floor's msgs/s; capped at 256 it runs at
-/// 1.03–1.05× (BENCHMARKS.md, BENCHMARKS-h2h.md). A full array makes the loop poll
+/// 1.03–1.05× (bench/results/BENCHMARKS.md, BENCHMARKS-h2h.md). A full array makes the loop poll
 /// again without blocking.
 const EVENTS: usize = 256;
 

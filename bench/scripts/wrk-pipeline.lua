@@ -2,7 +2,7 @@
 -- request wrk would send (method, path, headers from the command line), so
 -- DEPTH requests are in flight per connection; wrk counts each response.
 --
---   wrk -t1 -c50 -d10s -s scripts/wrk-pipeline.lua http://127.0.0.1:8080/plaintext -- 16
+--   wrk -t1 -c50 -d10s -s bench/scripts/wrk-pipeline.lua http://127.0.0.1:8080/plaintext -- 16
 --
 -- DEPTH is the first argument after `--` (default 16).
 

@@ -40,7 +40,7 @@ impl EventHandler for Probe {
 }
 
 fn echo_server() -> Engine {
-    Engine::builder()
+    engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")
@@ -49,7 +49,7 @@ fn echo_server() -> Engine {
 }
 
 fn client(p: &Probe) -> Client {
-    Engine::builder()
+    engine_builder()
         .loops(2)
         .start_client_with(p.clone())
         .unwrap()
@@ -92,7 +92,7 @@ fn dial_tcp_with_state_write_and_close() {
 #[test]
 fn dial_unix_and_pick_the_loop() {
     let path = std::env::temp_dir().join(format!("netloop-dial-{}.sock", std::process::id()));
-    let server = Engine::builder()
+    let server = engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen(format!("unix://{}", path.display()))
@@ -136,7 +136,7 @@ fn a_server_engine_dials_too() {
     // ordinary slab connections on its loops.
     let upstream = echo_server();
     let p = Probe::default();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")
@@ -357,7 +357,7 @@ fn dial_from_a_handler_on_its_own_loop() {
     let upstream = echo_server();
     let d = SelfDialer::default();
     *d.upstream.lock().unwrap() = upstream.local_addr().as_tcp();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")

@@ -60,7 +60,7 @@ impl Echo {
 }
 
 fn start<C: Codec>(server: Framed<C, Echo>, loops: usize) -> Engine {
-    Engine::builder()
+    engine_builder()
         .loops(loops)
         .listen("127.0.0.1:0")
         .start_with(server)
@@ -422,7 +422,7 @@ impl FrameHandler for Greeter {
 
 #[test]
 fn greeting_and_unencodable_replies() {
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(1)
         .listen("127.0.0.1:0")
         .start_with(Framed::new(LineCodec::new, Greeter))

@@ -9,7 +9,7 @@ use support::*;
 
 fn start(mode: Mode, lb: LoadBalancer, loops: usize, addr: &str) -> (Engine, Recorder) {
     let rec = Recorder::default();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(loops)
         .mode(mode)
         .load_balancer(lb)
@@ -131,7 +131,7 @@ fn shared_listener_with_exclusive_wakeups() {
 #[test]
 fn edge_triggered_with_small_read_budget_moves_large_transfers() {
     let rec = Recorder::default();
-    let mut b = Engine::builder()
+    let mut b = engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .edge_triggered(true)
@@ -203,7 +203,7 @@ fn unix_sockets_in_every_mode() {
 fn several_listeners_on_one_engine() {
     let path = unix_path("multi");
     let rec = Recorder::default();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(2)
         .listen("127.0.0.1:0")
         .listen("tcp6://[::1]:0")
@@ -248,7 +248,7 @@ fn stop_closes_every_connection_and_runs_shutdown_hooks() {
 #[test]
 fn ticker_runs_on_every_loop() {
     let rec = Recorder::default();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(2)
         .mode(Mode::Shared)
         .ticker(true)
@@ -264,21 +264,21 @@ fn ticker_runs_on_every_loop() {
 
 #[test]
 fn bad_addresses_are_typed_errors_at_start() {
-    let e = Engine::builder()
+    let e = engine_builder()
         .listen("sctp://127.0.0.1:1")
         .start_with(Recorder::default())
         .unwrap_err();
     assert!(matches!(e, Error::UnsupportedScheme { .. }), "{e}");
-    let e = Engine::builder()
+    let e = engine_builder()
         .listen("tcp://nonsense")
         .start_with(Recorder::default())
         .unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e}");
-    let e = Engine::builder()
+    let e = engine_builder()
         .start_with(Recorder::default())
         .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e}");
-    let e = Engine::builder()
+    let e = engine_builder()
         .loops(0)
         .listen("127.0.0.1:0")
         .start_with(Recorder::default())
@@ -286,7 +286,7 @@ fn bad_addresses_are_typed_errors_at_start() {
     assert!(matches!(e, Error::Config(_)), "{e}");
     // A port already in use is an I/O error, not a panic.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut b = Engine::builder().listen(taken.local_addr().unwrap());
+    let mut b = engine_builder().listen(taken.local_addr().unwrap());
     b.options_mut().reuse_addr = false;
     assert!(matches!(
         b.start_with(Recorder::default()),

@@ -13,7 +13,7 @@ use support::*;
 
 /// A one-loop engine on an ephemeral port serving a clone of `handler`.
 fn start<H: EventHandler + Clone + Send>(handler: &H) -> Engine {
-    Engine::builder()
+    engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")
@@ -212,7 +212,7 @@ fn stop_with_queued_async_writes_completes_every_callback() {
 fn many_connections_open_and_close_without_leaking_fds() {
     let _serial = serial();
     let rec = Recorder::default();
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(2)
         .listen("127.0.0.1:0")
         .start_with(rec.clone())

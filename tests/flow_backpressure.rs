@@ -107,7 +107,7 @@ fn start(
         mode,
         pause_on_open,
     };
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .options(opts)
         .listen("tcp://127.0.0.1:0")
         .start_with(h)

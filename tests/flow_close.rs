@@ -78,7 +78,7 @@ fn start(
         ..Options::default()
     };
     tweak(&mut opts);
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .options(opts)
         .listen("tcp://127.0.0.1:0")
         .start_with(b(p.clone()))

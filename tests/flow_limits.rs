@@ -66,7 +66,7 @@ fn start(tweak: impl FnOnce(&mut Options), zero_writes: bool) -> (Engine, Arc<Pr
         ..Options::default()
     };
     tweak(&mut opts);
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .options(opts)
         .listen("tcp://127.0.0.1:0")
         .start_with(Echo {

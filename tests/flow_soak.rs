@@ -60,7 +60,7 @@ fn start(polite: bool, tweak: impl FnOnce(&mut Options)) -> (Engine, Arc<Mutex<V
         ..Options::default()
     };
     tweak(&mut opts);
-    let e = Engine::builder()
+    let e = engine_builder()
         .options(opts)
         .listen("tcp://127.0.0.1:0")
         .start_with(Echo {

@@ -83,7 +83,7 @@ fn start(on_open: OnOpen, tweak: impl FnOnce(&mut Options)) -> (Engine, Arc<Prob
         ..Options::default()
     };
     tweak(&mut opts);
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .options(opts)
         .listen("tcp://127.0.0.1:0")
         .start_with(H {

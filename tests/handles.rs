@@ -36,7 +36,7 @@ impl EventHandler for Hub {
 }
 
 fn start(hub: &Hub, loops: usize) -> Engine {
-    Engine::builder()
+    engine_builder()
         .loops(loops)
         .mode(Mode::Reactor)
         .listen("127.0.0.1:0")

@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{mutated, Rng, Watch};
+use support::{engine_builder, mutated, Rng, Watch};
 
 use netloop::protocol::http::{techempower, HttpServer, Limits, Request, Response};
 use netloop::{Addr, Engine};
@@ -34,7 +34,7 @@ impl Server {
     fn start(limits: Limits) -> Server {
         let panics = Arc::new(AtomicUsize::new(0));
         let p = panics.clone();
-        let engine = Engine::builder()
+        let engine = engine_builder()
             .loops(2)
             .ticker(true)
             .listen("127.0.0.1:0")

@@ -8,7 +8,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{mutated, Rng, Watch};
+use support::{engine_builder, mutated, Rng, Watch};
 
 use netloop::protocol::resp::{RedisServer, StoreMode, Value};
 use netloop::{Addr, Engine};
@@ -24,7 +24,7 @@ impl Server {
         let panics = Arc::new(AtomicUsize::new(0));
         let p = panics.clone();
         let factory = RedisServer::factory(mode);
-        let engine = Engine::builder()
+        let engine = engine_builder()
             .loops(2)
             .ticker(true)
             .listen("127.0.0.1:0")

@@ -4,7 +4,7 @@
 //! The child is this same test binary running the ignored `child_server` test.
 mod support;
 
-use netloop::{Action, Conn, Engine, EngineHandle, EventHandler, LoopInfo, Mode};
+use netloop::{Action, Conn, EngineHandle, EventHandler, LoopInfo, Mode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -48,7 +48,7 @@ fn child_server() {
         "single" => (1, Mode::Single),
         _ => (2, Mode::Reactor),
     };
-    let engine = Engine::builder()
+    let engine = engine_builder()
         .loops(loops)
         .mode(mode)
         .listen("127.0.0.1:0")

@@ -3,7 +3,7 @@
 mod support;
 
 use netloop::udp::{Datagram, DatagramHandler, UdpEngine};
-use netloop::{Action, Engine, Mode};
+use netloop::{Action, Mode};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ fn flood_from_many_ports_is_bounded_and_does_not_stall() {
         .start(|_| PlainEcho)
         .unwrap();
     let server = udp.local_addr().as_udp().unwrap();
-    let tcp = Engine::builder()
+    let tcp = engine_builder()
         .loops(1)
         .mode(Mode::Single)
         .listen("127.0.0.1:0")

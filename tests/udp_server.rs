@@ -3,7 +3,7 @@
 mod support;
 
 use netloop::udp::{Datagram, DatagramHandler, UdpEngine};
-use netloop::{Action, Engine, Mode};
+use netloop::{Action, Mode};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,7 +117,7 @@ fn stream_addresses_are_rejected() {
         .listen("unix:///tmp/x.sock")
         .start(|_| Echo::default())
         .is_err());
-    assert!(Engine::builder()
+    assert!(engine_builder()
         .listen("udp://127.0.0.1:0")
         .start_with(Recorder::default())
         .is_err());

@@ -18,3 +18,10 @@ pub use input::*;
 pub use net::*;
 pub use process::*;
 pub use wait::*;
+
+/// The builder every test starts its engine from. Tests never call
+/// `Engine::builder()` directly: this is the one place where a suite-wide switch
+/// (such as the I/O backend under test) is applied.
+pub fn engine_builder() -> netloop::EngineBuilder {
+    netloop::Engine::builder()
+}

@@ -1,8 +1,7 @@
 //! The event handler: what an application implements.
 
-use crate::connection::Conn;
+use crate::conn::{CloseReason, Conn};
 use crate::engine::EngineHandle;
-use std::io;
 use std::time::Duration;
 
 /// What the loop should do after a callback returns.
@@ -15,89 +14,6 @@ pub enum Action {
     Close,
     /// Stop the whole engine gracefully.
     Shutdown,
-}
-
-/// Why a connection closed; given to [`EventHandler::on_close`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The peer closed its side (read returned end-of-file) and everything queued
-    /// for it was sent.
-    PeerClosed,
-    /// The peer reset the connection (`ECONNRESET`) or went away mid-write (`EPIPE`).
-    Reset,
-    /// A socket error other than a reset.
-    Io(io::Error),
-    /// The handler asked for it ([`Action::Close`] or [`Conn::close`]).
-    Local,
-    /// A [`ConnHandle::close`](crate::ConnHandle::close) from another thread.
-    Handle,
-    /// A handler callback panicked for this connection; the panic was logged.
-    Panicked,
-    /// The engine is stopping.
-    EngineStopped,
-    /// A protocol or framing layer rejected the peer's bytes.
-    Protocol(String),
-    /// A timeout expired (see [`TimeoutKind`]).
-    Timeout(TimeoutKind),
-    /// More than [`Options::max_outbound_bytes`](crate::Options::max_outbound_bytes)
-    /// would have been queued outbound (the peer does not read fast enough); the
-    /// queue was dropped instead of growing without bound.
-    OutboundOverflow,
-}
-
-/// Which timeout closed a connection ([`CloseReason::Timeout`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TimeoutKind {
-    /// No traffic in either direction for the idle timeout.
-    Idle,
-    /// No byte received for the read timeout while the connection wanted to read
-    /// (time spent with reading paused does not count).
-    Read,
-    /// Bytes were queued outbound and the kernel took none of them for the write
-    /// timeout (the peer stopped reading).
-    Write,
-    /// The deadline set with [`Conn::set_deadline`] passed.
-    Deadline,
-}
-
-impl std::fmt::Display for TimeoutKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TimeoutKind::Idle => "idle",
-            TimeoutKind::Read => "read",
-            TimeoutKind::Write => "write",
-            TimeoutKind::Deadline => "deadline",
-        })
-    }
-}
-
-impl CloseReason {
-    /// Classifies an I/O error from a socket read or write.
-    pub(crate) fn from_io(e: io::Error) -> CloseReason {
-        match e.raw_os_error() {
-            Some(libc::ECONNRESET) | Some(libc::EPIPE) => CloseReason::Reset,
-            _ => CloseReason::Io(e),
-        }
-    }
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::PeerClosed => f.write_str("closed by peer"),
-            CloseReason::Reset => f.write_str("reset by peer"),
-            CloseReason::Io(e) => write!(f, "i/o error: {e}"),
-            CloseReason::Local => f.write_str("closed by handler"),
-            CloseReason::Handle => f.write_str("closed through a handle"),
-            CloseReason::Panicked => f.write_str("handler panicked"),
-            CloseReason::EngineStopped => f.write_str("engine stopped"),
-            CloseReason::Protocol(m) => write!(f, "protocol error: {m}"),
-            CloseReason::Timeout(k) => write!(f, "{k} timeout"),
-            CloseReason::OutboundOverflow => f.write_str("outbound queue over its cap"),
-        }
-    }
 }
 
 /// What a loop-level callback (`on_boot`, `on_tick`, `on_shutdown`) can see.

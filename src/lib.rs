@@ -113,39 +113,27 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod acceptor;
 pub mod addr;
 pub mod buffer;
-mod client;
 pub mod codec;
-mod connection;
-pub mod dialer;
+mod conn;
+mod driver;
 mod engine;
 mod error;
-mod event_loop;
-mod handle;
 mod handler;
-mod listener;
-mod load_balancer;
 mod options;
-mod poller;
 pub mod protocol;
-mod stats;
 mod sys;
-mod task_queue;
-mod threads;
-mod timer_wheel;
 pub mod udp;
 mod worker_pool;
 
 pub use addr::{Addr, ToAddr};
-pub use client::Client;
-pub use connection::{Conn, Writer};
-pub use dialer::{DialCallback, DialOptions};
-pub use engine::{serve, Engine, EngineBuilder, EngineHandle};
+pub use conn::{CloseReason, Conn, ConnHandle, TimeoutKind, WriteCallback, Writer};
+pub use engine::{
+    serve, Client, ClosedStats, DialCallback, DialOptions, Engine, EngineBuilder, EngineHandle,
+    LoopStats, Stats,
+};
 pub use error::{Error, Result};
-pub use handle::{ConnHandle, WriteCallback};
-pub use handler::{Action, CloseReason, EventHandler, LoopInfo, TimeoutKind};
+pub use handler::{Action, EventHandler, LoopInfo};
 pub use options::{LoadBalancer, Mode, Options};
-pub use stats::{ClosedStats, LoopStats, Stats};
 pub use worker_pool::WorkerPool;

@@ -78,7 +78,7 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
             Ok(job) => {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
                     tracing::error!(
-                        panic = crate::event_loop::panic_message(&*p),
+                        panic = crate::engine::shared::panic_message(&*p),
                         "worker job panicked"
                     );
                 }

@@ -3,9 +3,9 @@
 use super::worker::{self, LoopStats, UdpSocketSetup};
 use super::DatagramHandler;
 use crate::addr::{Addr, ToAddr};
+use crate::engine::threads::{self, join_all, Running};
 use crate::error::{Error, Result};
 use crate::options::Mode;
-use crate::threads::{self, join_all, Running};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;
 use std::net::Ipv4Addr;

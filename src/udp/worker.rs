@@ -4,9 +4,9 @@
 use super::engine::{UdpEngineHandle, UdpOptions, UdpStats};
 use super::{Datagram, DatagramHandler, Outbox, UdpLoopInfo};
 use crate::addr::Addr;
-use crate::event_loop::panic_message;
+use crate::driver::{Epoll, Interest, Poller, Trigger};
+use crate::engine::shared::panic_message;
 use crate::handler::Action;
-use crate::poller::{Epoll, Interest, Poller, Trigger};
 use crate::sys::{self, RecvBatch};
 use std::cell::Cell;
 use std::io;

@@ -1,237 +1,20 @@
-//! The engine: listeners, loops and the threads that run them.
+//! [`EngineBuilder`]: configuring and starting an engine.
 
-use crate::acceptor;
+use super::acceptor;
+use super::event_loop::{EventLoop, LoopSetup};
+use super::handle::{EngineHandle, EngineShared};
+use super::listener::{self, ListenSocket};
+use super::shared::LoopShared;
+use super::threads;
+use super::Engine;
 use crate::addr::{Addr, ToAddr};
 use crate::error::{Error, Result};
-use crate::event_loop::{EventLoop, LoopSetup, LoopShared};
 use crate::handler::EventHandler;
-use crate::listener::{self, ListenSocket};
 use crate::options::{LoadBalancer, Mode, Options};
-use crate::stats::Stats;
-use crate::task_queue::Task;
-use crate::threads::{self, join_all, Running};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-thread_local! {
-    /// Set on event-loop threads, so `stop()` called from a handler does not wait
-    /// for its own loop to exit.
-    pub(crate) static IN_LOOP: Cell<bool> = const { Cell::new(false) };
-}
-
-struct EngineShared {
-    loops: Vec<Arc<LoopShared>>,
-    acceptor: Option<Arc<LoopShared>>,
-    stopping: AtomicBool,
-    /// Calls of [`EngineHandle::stop`]; the second one forces the stop.
-    stop_requests: AtomicUsize,
-    /// Connections refused by `max_connections`.
-    rejected: AtomicU64,
-    /// Threads still running.
-    running: Arc<Running>,
-    stop_timeout: Duration,
-    drain_timeout: Duration,
-}
-
-/// A handle to a running engine, usable from any thread (`Send + Sync + Clone`).
-#[derive(Clone)]
-pub struct EngineHandle {
-    shared: Arc<EngineShared>,
-}
-
-impl std::fmt::Debug for EngineHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineHandle")
-            .field("loops", &self.shared.loops.len())
-            .field("stopping", &self.is_stopping())
-            .finish()
-    }
-}
-
-impl EngineHandle {
-    /// Stops the engine gracefully, draining:
-    ///
-    /// 1. listeners close (nothing new is accepted) and connections stop reading;
-    /// 2. each connection closes as soon as everything queued for it has been sent,
-    ///    for up to [`Options::drain_timeout`];
-    /// 3. then the rest are closed; every connection gets `on_close` with
-    ///    [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped) (unless it
-    ///    was already closing for another reason), queued async writes complete their
-    ///    callbacks (with an error if their bytes were not sent), `on_shutdown`
-    ///    runs, and the loops exit.
-    ///
-    /// A second call ends the drain at once, like [`stop_now`](Self::stop_now).
-    ///
-    /// Waits up to [`Options::drain_timeout`] + [`Options::stop_timeout`] for the
-    /// loops to finish and returns whether they did. Called from a handler (on a
-    /// loop thread) it only starts the stop and returns `false` at once.
-    pub fn stop(&self) -> bool {
-        if self.shared.stop_requests.fetch_add(1, Ordering::AcqRel) > 0 {
-            self.force_stop();
-        } else {
-            self.signal_stop();
-        }
-        self.wait_stopped(self.shared.drain_timeout + self.shared.stop_timeout)
-    }
-
-    /// Stops the engine without draining: connections get one last non-blocking
-    /// attempt to send what is queued and are closed with
-    /// [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped). Waits up to
-    /// [`Options::stop_timeout`] (not at all on a loop thread) and returns whether
-    /// the loops finished.
-    pub fn stop_now(&self) -> bool {
-        self.shared.stop_requests.fetch_add(1, Ordering::AcqRel);
-        self.force_stop();
-        self.wait_stopped(self.shared.stop_timeout)
-    }
-
-    fn force_stop(&self) {
-        self.signal_stop();
-        for l in self.shared.acceptor.iter().chain(self.shared.loops.iter()) {
-            let _ = l.queue.push(Task::StopNow, true);
-        }
-    }
-
-    fn wait_stopped(&self, timeout: Duration) -> bool {
-        if IN_LOOP.with(|f| f.get()) {
-            return false;
-        }
-        self.shared.running.wait_until(Instant::now() + timeout)
-    }
-
-    /// Starts stopping without waiting.
-    pub(crate) fn signal_stop(&self) {
-        if self.shared.stopping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tracing::info!("engine stopping");
-        // The acceptor first, so no new connection is handed to a stopping loop.
-        for l in self.shared.acceptor.iter().chain(self.shared.loops.iter()) {
-            let _ = l.queue.push(Task::Stop, true);
-        }
-    }
-
-    /// Has a stop been requested?
-    pub fn is_stopping(&self) -> bool {
-        self.shared.stopping.load(Ordering::Acquire)
-    }
-
-    /// Connections open across all loops.
-    pub fn connection_count(&self) -> usize {
-        self.shared
-            .loops
-            .iter()
-            .map(|l| l.connections.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// Connections open on each loop.
-    pub fn loop_connection_counts(&self) -> Vec<usize> {
-        self.shared
-            .loops
-            .iter()
-            .map(|l| l.connections.load(Ordering::Relaxed))
-            .collect()
-    }
-
-    /// Number of event loops.
-    pub fn loop_count(&self) -> usize {
-        self.shared.loops.len()
-    }
-
-    /// The loops' shared parts (task queues, counters), for the dialer.
-    pub(crate) fn loop_shared(&self) -> &[Arc<LoopShared>] {
-        &self.shared.loops
-    }
-
-    /// The engine's counters: per loop and in total (see [`Stats`]). Lock-free: each
-    /// loop publishes its counters with relaxed atomic stores, so this can be polled
-    /// from any thread at any rate without slowing the loops. Byte, event and queue
-    /// figures are published once per loop round (before the loop waits, and when a
-    /// connection closes), so a busy loop's figures may lag by one round.
-    pub fn stats(&self) -> Stats {
-        let loops = self
-            .shared
-            .loops
-            .iter()
-            .map(|l| l.stats.snapshot(l.connections.load(Ordering::Relaxed)))
-            .collect();
-        Stats::from_loops(loops, self.shared.rejected.load(Ordering::Relaxed))
-    }
-
-    /// Counts a connection refused by `max_connections`.
-    pub(crate) fn note_rejected(&self) {
-        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A running engine. Dropping it stops it (see [`EngineHandle::stop`]).
-pub struct Engine {
-    handle: EngineHandle,
-    threads: Vec<JoinHandle<()>>,
-    addrs: Vec<Addr>,
-}
-
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("addrs", &self.addrs)
-            .field("handle", &self.handle)
-            .finish()
-    }
-}
-
-impl Engine {
-    /// Starts configuring an engine.
-    pub fn builder() -> EngineBuilder {
-        EngineBuilder {
-            opts: Options::default(),
-            addrs: Vec::new(),
-            err: None,
-            client: false,
-        }
-    }
-
-    /// The addresses actually bound (port 0 resolved), in the order given.
-    pub fn local_addrs(&self) -> &[Addr] {
-        &self.addrs
-    }
-
-    /// The first bound address.
-    pub fn local_addr(&self) -> &Addr {
-        &self.addrs[0]
-    }
-
-    /// A handle for other threads.
-    pub fn handle(&self) -> EngineHandle {
-        self.handle.clone()
-    }
-
-    /// Blocks until the engine has stopped (through a handle, a handler's
-    /// [`Action::Shutdown`](crate::Action::Shutdown), or a signal the application
-    /// turns into [`EngineHandle::stop`]).
-    pub fn wait(mut self) {
-        join_all(&mut self.threads);
-    }
-
-    /// Stops the engine and waits for its threads.
-    pub fn stop(self) {
-        self.handle.stop();
-        self.wait();
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            self.handle.stop();
-            join_all(&mut self.threads);
-        }
-    }
-}
+use std::time::Duration;
 
 /// Configures and starts an [`Engine`].
 ///
@@ -270,6 +53,15 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    pub(super) fn new() -> EngineBuilder {
+        EngineBuilder {
+            opts: Options::default(),
+            addrs: Vec::new(),
+            err: None,
+            client: false,
+        }
+    }
+
     /// Replaces all options.
     pub fn options(mut self, opts: Options) -> Self {
         self.opts = opts;

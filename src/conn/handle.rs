@@ -1,8 +1,8 @@
 //! Cross-thread connection handles.
 
+use crate::engine::shared::LoopShared;
+use crate::engine::task_queue::Task;
 use crate::error::Error;
-use crate::event_loop::LoopShared;
-use crate::task_queue::Task;
 use std::sync::Arc;
 
 /// Completion callback of an async write: `Ok(())` once every byte has been handed

@@ -18,35 +18,29 @@
 //! queued, buffered or changed is recognised by a handful of compares.
 
 use crate::buffer::BufferPool;
-use crate::connection::{flag, Clock, Conn, ConnInner, Drain, Flow, LoopIo};
-use crate::engine::{EngineHandle, IN_LOOP};
+use crate::conn::run_callback;
+use crate::conn::CloseReason;
+use crate::conn::{flag, Conn, ConnInner, Drain, Flow, LoopIo};
+use crate::driver::{Epoll, Event, Interest, Poller, Trigger};
+use crate::engine::listener::{self, Accepted, ListenSocket, Listener};
+use crate::engine::shared::{
+    panic_message, report, token, LoopShared, Ready, LISTENER_TOKEN, MAX_SLOTS, NOT_CONN_BIT,
+    WAKER_TOKEN,
+};
+use crate::engine::stats::Tally;
+use crate::engine::task_queue::Task;
+use crate::engine::timer::{Clock, Entry, TimerWheel};
+use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
-use crate::handle::run_callback;
-use crate::handler::{Action, CloseReason, EventHandler, LoopInfo};
-use crate::listener::{self, Accepted, ListenSocket, Listener};
+use crate::handler::{Action, EventHandler, LoopInfo};
 use crate::options::Options;
-use crate::poller::{Epoll, Event, Interest, Poller, Trigger};
-use crate::stats::{LoopCounters, Tally};
-use crate::task_queue::{Task, TaskQueue};
-use crate::timer_wheel::{Entry, TimerWheel};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Token of the loop's waker (eventfd).
-pub(crate) const WAKER_TOKEN: u64 = u64::MAX;
-/// Listener `i` uses token `LISTENER_TOKEN - i`.
-pub(crate) const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// Slab indexes stay below this, so connection tokens never collide with the above.
-const MAX_SLOTS: usize = 1 << 31;
-/// Set in every token that is not a connection's: the waker's and the listeners'
-/// (whose low 32 bits are all ones) and dials' (see `crate::dialer`); clear in a
-/// connection's, whose low 32 bits are a slab index below `MAX_SLOTS`. One test
-/// sends the common event to its connection.
-const NOT_CONN_BIT: u64 = 1 << 31;
 /// Normal-lane tasks run per round (the urgent lane is always drained).
 const TASKS_PER_ROUND: usize = 1024;
 /// Connections accepted per listener event before the loop serves others.
@@ -56,25 +50,6 @@ const WHEEL_SLOTS: usize = 1024;
 /// Water-mark notifications one settle may deliver (a handler that writes past
 /// the high mark from every `on_writable_changed(true)` cannot loop forever).
 const MAX_NOTIFY: usize = 4;
-
-/// The part of a loop other threads can reach.
-pub(crate) struct LoopShared {
-    pub(crate) index: usize,
-    pub(crate) queue: TaskQueue,
-    pub(crate) connections: AtomicUsize,
-    pub(crate) stats: LoopCounters,
-}
-
-impl LoopShared {
-    pub(crate) fn new(index: usize) -> io::Result<Arc<LoopShared>> {
-        Ok(Arc::new(LoopShared {
-            index,
-            queue: TaskQueue::new()?,
-            connections: AtomicUsize::new(0),
-            stats: LoopCounters::default(),
-        }))
-    }
-}
 
 /// What a loop thread starts from.
 pub(crate) struct LoopSetup {
@@ -87,38 +62,10 @@ pub(crate) struct LoopSetup {
     pub(crate) ready: Ready,
 }
 
-/// How an engine thread reports the outcome of its set-up to `Engine::start`.
-pub(crate) type Ready = std::sync::mpsc::Sender<io::Result<()>>;
-
-/// Reports a set-up result to `start`, passing errors through.
-pub(crate) fn report<T>(ready: &Ready, res: io::Result<T>) -> io::Result<T> {
-    match &res {
-        Ok(_) => {
-            let _ = ready.send(Ok(()));
-        }
-        Err(e) => {
-            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
-        }
-    }
-    res
-}
-
 /// A slab entry. The generation lives in the connection while it is open and in
 /// the free list while it is not, so a slot is exactly a connection's size.
 struct Slot<S> {
     conn: Option<ConnInner<S>>,
-}
-
-fn token(index: u32, gen: u32) -> u64 {
-    (u64::from(gen) << 32) | u64::from(index)
-}
-
-/// Extracts a panic payload's message.
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
-    p.downcast_ref::<&str>()
-        .copied()
-        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
-        .unwrap_or("(non-string panic)")
 }
 
 pub(crate) struct EventLoop<H: EventHandler> {
@@ -147,8 +94,8 @@ pub(crate) struct EventLoop<H: EventHandler> {
     drain_until: Option<Instant>,
     wheel: TimerWheel,
     due: Vec<Entry>,
-    /// Outgoing connects in progress (see `crate::dialer`).
-    dials: crate::dialer::Dials,
+    /// Outgoing connects in progress (see `crate::engine::dialer`).
+    dials: crate::engine::dialer::Dials,
 }
 
 impl<H: EventHandler> EventLoop<H> {
@@ -301,7 +248,7 @@ impl<H: EventHandler> EventLoop<H> {
                     woken = true; // tasks run at the top of the next round
                 } else if ev.token > LISTENER_TOKEN - self.listeners.len() as u64 {
                     self.accept((LISTENER_TOKEN - ev.token) as usize);
-                } else if crate::dialer::is_dial_token(ev.token) {
+                } else if crate::engine::dialer::is_dial_token(ev.token) {
                     self.on_dial_ready(ev.token);
                 }
             }
@@ -894,10 +841,7 @@ impl<H: EventHandler> EventLoop<H> {
         index: u32,
         gen: u32,
         cb: Option<crate::WriteCallback>,
-        write: impl FnOnce(
-            &mut ConnInner<H::State>,
-            &mut LoopIo,
-        ) -> Result<(), crate::connection::WriteError>,
+        write: impl FnOnce(&mut ConnInner<H::State>, &mut LoopIo) -> Result<(), crate::conn::WriteError>,
     ) {
         let Some(c) = self.slots.get_mut(index as usize).and_then(|s| {
             s.conn
@@ -966,11 +910,11 @@ impl<H: EventHandler> EventLoop<H> {
         }
     }
 
-    // ----- outgoing connections (see `crate::dialer`) -----
+    // ----- outgoing connections (see `crate::engine::dialer`) -----
 
     /// A dial or adopt task: connected sockets open at once, connecting ones wait
     /// for writability.
-    fn start_dial(&mut self, dial: Box<crate::dialer::Dial>) {
+    fn start_dial(&mut self, dial: Box<crate::engine::dialer::Dial>) {
         if self.stopping {
             return dial.fail(Error::EngineStopped);
         }
@@ -1014,8 +958,8 @@ impl<H: EventHandler> EventLoop<H> {
 
     /// A connected socket becomes an ordinary connection: `on_open`, then the
     /// dial's callback with its handle.
-    fn finish_dial(&mut self, dial: crate::dialer::Dial) {
-        let crate::dialer::Dial {
+    fn finish_dial(&mut self, dial: crate::engine::dialer::Dial) {
+        let crate::engine::dialer::Dial {
             fd,
             is_tcp,
             state,

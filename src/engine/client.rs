@@ -1,10 +1,10 @@
 //! [`Client`]: an engine that only dials (gnet's `Client`).
 
 use crate::addr::ToAddr;
-use crate::dialer::DialOptions;
+use crate::conn::ConnHandle;
+use crate::engine::dialer::DialOptions;
 use crate::engine::{Engine, EngineBuilder, EngineHandle};
 use crate::error::{Error, Result};
-use crate::handle::ConnHandle;
 use crate::handler::EventHandler;
 use std::os::fd::OwnedFd;
 

@@ -7,13 +7,13 @@
 //! so a burst of accepts is balanced by the least-connections policy before the
 //! sub-loops have caught up.
 
+use crate::driver::{Epoll, Interest, Poller, Trigger};
+use crate::engine::listener::{self, Accepted, ListenSocket, Listener};
+use crate::engine::load_balancer::Balancer;
+use crate::engine::shared::{report, LoopShared, Ready, LISTENER_TOKEN, WAKER_TOKEN};
+use crate::engine::task_queue::Task;
 use crate::engine::EngineHandle;
-use crate::event_loop::{report, LoopShared, Ready, LISTENER_TOKEN, WAKER_TOKEN};
-use crate::listener::{self, Accepted, ListenSocket, Listener};
-use crate::load_balancer::Balancer;
 use crate::options::Options;
-use crate::poller::{Epoll, Interest, Poller, Trigger};
-use crate::task_queue::Task;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

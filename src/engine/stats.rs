@@ -10,7 +10,7 @@
 //! loads: every value is exact for its own counter, but two counters read one
 //! after the other may be from slightly different moments.
 
-use crate::handler::CloseReason;
+use crate::conn::CloseReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A single-writer counter.

@@ -1,6 +1,6 @@
 //! Load balancers: how the main reactor picks a sub-loop for a new connection.
 
-use crate::event_loop::LoopShared;
+use crate::engine::shared::LoopShared;
 use crate::options::LoadBalancer;
 use socket2::SockAddr;
 use std::hash::BuildHasher;

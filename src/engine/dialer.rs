@@ -32,11 +32,11 @@
 //! move onto the loop's general timer facility later.
 
 use crate::addr::{Addr, ToAddr};
-use crate::engine::{EngineHandle, IN_LOOP};
+use crate::conn::ConnHandle;
+use crate::driver::{Interest, Poller, Trigger};
+use crate::engine::task_queue::Task;
+use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
-use crate::handle::ConnHandle;
-use crate::poller::{Interest, Poller, Trigger};
-use crate::task_queue::Task;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::any::Any;
 use std::cmp::Reverse;
@@ -331,7 +331,7 @@ impl EngineHandle {
     /// `cb` is called exactly once: with the connection's [`ConnHandle`] after
     /// `on_open` ran, or with the error ([`Error::Connect`] for refused/unreachable,
     /// [`Error::ConnectTimeout`], [`Error::EngineStopped`], an address error).
-    /// See the [module docs](crate::dialer) for the steps.
+    /// See the [module docs](crate::engine::dialer) for the steps.
     pub fn dial(
         &self,
         addr: impl ToAddr,

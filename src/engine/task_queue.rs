@@ -17,7 +17,7 @@
 //! Once the loop has stopped the queue is closed: pushes fail and hand the task back,
 //! so the caller can complete its callback with an error instead of leaking it.
 
-use crate::handle::WriteCallback;
+use crate::conn::WriteCallback;
 use crate::sys;
 use std::collections::VecDeque;
 use std::io;
@@ -52,7 +52,7 @@ pub(crate) enum Task {
     /// Stop the loop gracefully: stop accepting, let connections drain.
     Stop,
     /// Finish connecting (or adopt) an outgoing connection and serve it.
-    Connect(Box<crate::dialer::Dial>),
+    Connect(Box<crate::engine::dialer::Dial>),
     /// Stop the loop now (a forced stop, or the end of a drain).
     StopNow,
 }
@@ -62,7 +62,7 @@ impl Task {
     pub(crate) fn fail(self, err: impl Fn() -> crate::Error) {
         match self {
             Task::Write { cb: Some(cb), .. } | Task::Writev { cb: Some(cb), .. } => {
-                crate::handle::run_callback(cb, Err(err()))
+                crate::conn::run_callback(cb, Err(err()))
             }
             Task::Connect(dial) => dial.fail(err()),
             _ => {}

@@ -64,7 +64,7 @@ pub(crate) fn spawn(
                 fail();
             }
             Err(p) => {
-                tracing::error!(thread = %thread_name, panic = crate::event_loop::panic_message(&*p), "engine thread panicked; stopping the engine");
+                tracing::error!(thread = %thread_name, panic = crate::engine::shared::panic_message(&*p), "engine thread panicked; stopping the engine");
                 fail();
             }
         }

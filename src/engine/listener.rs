@@ -12,9 +12,9 @@
 //! descriptors are free again.
 
 use crate::addr::Addr;
+use crate::driver::{Interest, Poller, Trigger};
 use crate::error::Error;
 use crate::options::Options;
-use crate::poller::{Interest, Poller, Trigger};
 use crate::sys;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;

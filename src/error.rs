@@ -25,6 +25,25 @@ pub enum Error {
     /// The options are inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An option is outside the range netloop accepts.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option's name (an [`Options`](crate::Options) field).
+        name: &'static str,
+        /// What range it must be in.
+        reason: String,
+    },
+    /// The address's kind is served by another engine (a datagram address given to
+    /// a stream engine, or the reverse).
+    #[error("{addr} is a {kind} address: {hint}")]
+    WrongAddressKind {
+        /// The address as given.
+        addr: String,
+        /// Its kind (`datagram` or `stream`).
+        kind: &'static str,
+        /// Which engine serves it.
+        hint: &'static str,
+    },
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -124,6 +124,7 @@ mod handler;
 mod options;
 pub mod protocol;
 mod sys;
+mod transport;
 pub mod udp;
 mod worker_pool;
 
@@ -136,4 +137,5 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use handler::{Action, EventHandler, LoopInfo};
 pub use options::{LoadBalancer, Mode, Options};
+pub use transport::ListenConfig;
 pub use worker_pool::WorkerPool;

@@ -55,6 +55,10 @@ pub struct Options {
     pub reuse_addr: bool,
     /// `SO_REUSEPORT` on listeners (always on in [`Mode::ReusePort`]). Default: off.
     pub reuse_port: bool,
+    /// An IPv6 listener (`[::]:port`) accepts IPv6 connections only
+    /// (`IPV6_V6ONLY`). Off, like Go's and the kernel's default: a listener on `[::]`
+    /// also accepts IPv4 clients (as IPv4-mapped addresses). Default: off.
+    pub ipv6_only: bool,
     /// Size of each loop's shared read buffer: sockets are read into it first and
     /// only bytes a handler leaves unconsumed are copied to the connection.
     /// Default: 64 KiB.
@@ -117,6 +121,31 @@ pub struct Options {
     /// that an over-long frame is rejected by the codec rather than stalling at the
     /// cap. Default: 4 MiB.
     pub max_inbound_bytes: usize,
+    /// Stop reading a connection while it is unwritable — while more than
+    /// [`write_high_water`](Self::write_high_water) bytes are queued for it — and
+    /// resume once the queue drains to [`write_low_water`](Self::write_low_water)
+    /// (Netty's auto-read pattern). A peer that sends requests and never reads the
+    /// replies then costs the water marks plus its socket buffers, not the
+    /// outbound cap: its own sends stall in TCP flow control. Turn off for handlers
+    /// that must keep reading whatever the backlog (they then rely on
+    /// `max_outbound_bytes`). Default: on.
+    pub read_backpressure: bool,
+    /// When the peer half-closes (shuts down its sending side), keep the connection
+    /// open for the handler instead of closing it once the outbound queue drains:
+    /// [`EventHandler::on_read_closed`](crate::EventHandler::on_read_closed) is
+    /// called and the handler closes when it is done writing (replies computed on
+    /// a worker can still be sent). Netty's `ALLOW_HALF_CLOSURE`. Default: off (a
+    /// half-closed connection closes as soon as everything queued has been sent).
+    pub allow_half_closure: bool,
+    /// Lingering close: when a connection is closed on this side while the peer may
+    /// still be sending (it has not half-closed), netloop sends what is queued,
+    /// shuts down its sending side, and reads and discards what still arrives until
+    /// the peer closes or this much time passes, then closes. Closing a socket with
+    /// unread bytes makes the kernel send a reset that can destroy the last
+    /// response before the peer reads it (a client uploading a rejected body would
+    /// see "connection reset" instead of the error status). Zero turns it off.
+    /// Default: 2 s.
+    pub linger_timeout: Duration,
 
     // ----- timeouts -----
     /// Close a connection after this long without traffic in either direction
@@ -164,6 +193,7 @@ impl Default for Options {
             load_balancer: LoadBalancer::default(),
             reuse_addr: true,
             reuse_port: false,
+            ipv6_only: false,
             read_buffer_size: 64 * 1024,
             write_buffer_size: 16 * 1024,
             buffer_pool_bytes: 16 * 1024 * 1024,
@@ -181,6 +211,9 @@ impl Default for Options {
             write_low_water: 32 * 1024,
             max_outbound_bytes: 64 * 1024 * 1024,
             max_inbound_bytes: 4 * 1024 * 1024,
+            read_backpressure: true,
+            allow_half_closure: false,
+            linger_timeout: Duration::from_secs(2),
             idle_timeout: None,
             read_timeout: None,
             write_timeout: None,
@@ -192,36 +225,106 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Checks the options for consistency.
+    /// Checks every option against its bounds and the options against each other.
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
-        let bad = |m: &str| Err(crate::Error::Config(m.to_string()));
-        if self.loops == 0 {
-            return bad("loops must be at least 1");
+        use crate::Error;
+        const MIB: usize = 1 << 20;
+        const TIB: usize = 1 << 40;
+        fn range<T: PartialOrd + std::fmt::Debug>(
+            name: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+            unit: &str,
+        ) -> Result<(), Error> {
+            if v < lo || v > hi {
+                return Err(Error::InvalidOption {
+                    name,
+                    reason: format!("{v:?} is outside {lo:?}..={hi:?}{unit}"),
+                });
+            }
+            Ok(())
         }
-        if self.loops > 1024 {
-            return bad("loops must be at most 1024");
+        let bad = |name: &'static str, reason: &str| {
+            Err(Error::InvalidOption {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        range("loops", self.loops, 1, 1024, "")?;
+        // The read buffer is allocated per loop at start; a block of the outbound
+        // queue per write that does not fit the socket.
+        range(
+            "read_buffer_size",
+            self.read_buffer_size,
+            512,
+            64 * MIB,
+            " bytes",
+        )?;
+        range(
+            "write_buffer_size",
+            self.write_buffer_size,
+            512,
+            64 * MIB,
+            " bytes",
+        )?;
+        range(
+            "buffer_pool_bytes",
+            self.buffer_pool_bytes,
+            0,
+            TIB,
+            " bytes",
+        )?;
+        range("read_budget", self.read_budget, 1, 1 << 16, "")?;
+        range("backlog", self.backlog, 1, 1 << 20, "")?;
+        range(
+            "max_outbound_bytes",
+            self.max_outbound_bytes,
+            1,
+            TIB,
+            " bytes",
+        )?;
+        range(
+            "max_inbound_bytes",
+            self.max_inbound_bytes,
+            1,
+            TIB,
+            " bytes",
+        )?;
+        range("write_high_water", self.write_high_water, 0, TIB, " bytes")?;
+        for (name, v) in [
+            ("socket_recv_buffer", self.socket_recv_buffer),
+            ("socket_send_buffer", self.socket_send_buffer),
+        ] {
+            if let Some(v) = v {
+                range(name, v, 1, i32::MAX as usize / 2, " bytes")?;
+            }
         }
-        if self.read_buffer_size < 512 {
-            return bad("read_buffer_size must be at least 512 bytes");
+        if let Some(k) = self.tcp_keepalive {
+            // TCP_KEEPIDLE is at most 32,767 s on Linux.
+            range(
+                "tcp_keepalive",
+                k,
+                Duration::from_secs(1),
+                Duration::from_secs(32_767),
+                "",
+            )?;
         }
-        if self.write_buffer_size < 512 {
-            return bad("write_buffer_size must be at least 512 bytes");
-        }
-        if self.read_budget == 0 {
-            return bad("read_budget must be at least 1");
-        }
+        range(
+            "timer_resolution",
+            self.timer_resolution,
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+            "",
+        )?;
         if self.write_low_water > self.write_high_water {
-            return bad("write_low_water must not exceed write_high_water");
+            return bad("write_low_water", "must not exceed write_high_water");
         }
         if self.write_high_water > self.max_outbound_bytes {
-            return bad("write_high_water must not exceed max_outbound_bytes");
+            return bad("write_high_water", "must not exceed max_outbound_bytes");
         }
-        if self.max_inbound_bytes == 0 {
-            return bad("max_inbound_bytes must be at least 1");
-        }
-        if self.timer_resolution < Duration::from_millis(1) {
-            return bad("timer_resolution must be at least 1 ms");
-        }
+        // Durations (timeouts, drain and stop times) take any value: deadlines past
+        // the far future saturate instead of overflowing.
         Ok(())
     }
 

@@ -283,7 +283,10 @@ fn bad_addresses_are_typed_errors_at_start() {
         .listen("127.0.0.1:0")
         .start_with(Recorder::default())
         .unwrap_err();
-    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(
+        matches!(e, Error::InvalidOption { name: "loops", .. }),
+        "{e}"
+    );
     // A port already in use is an I/O error, not a panic.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut b = engine_builder().listen(taken.local_addr().unwrap());

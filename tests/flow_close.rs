@@ -114,7 +114,9 @@ fn half_close_delivers_everything_queued_without_spinning() {
         // Not reading for a while: the server sits half-closed with bytes queued
         // (waited for, not slept on: a loaded machine may take a while to get there).
         let h = engine.handle();
-        wait_until(Duration::from_secs(10), || h.stats().total.queued_out_bytes > 0);
+        wait_until(Duration::from_secs(10), || {
+            h.stats().total.queued_out_bytes > 0
+        });
         let queued = h.stats().total.queued_out_bytes;
         let (cpu0, t0) = (cpu_time(), Instant::now());
         std::thread::sleep(Duration::from_secs(1));

@@ -17,4 +17,7 @@ pub(crate) struct LoopIo {
     /// Per-message counters, published to the loop's shared stats once per round.
     pub(crate) tally: Tally,
     pub(crate) shared: Arc<LoopShared>,
+    /// Handler writes go to the socket at once when nothing is queued (readiness
+    /// drivers); otherwise they are queued and the driver sends them.
+    pub(crate) inline_sends: bool,
 }

@@ -19,10 +19,11 @@ pub use reason::{CloseReason, TimeoutKind};
 pub(crate) use state::{flag, ConnInner, Drain};
 pub(crate) use writer::WriteError;
 pub use writer::Writer;
-use writer::{closed_error, failure};
+use writer::{closed_error, failure, WriteMode};
 
 use crate::addr::Addr;
 use crate::buffer::RingBuffer;
+use crate::transport::Layers;
 use flow::ConnConfig;
 use std::io;
 use std::os::fd::{AsFd, RawFd};
@@ -219,14 +220,22 @@ impl<'a, S> Conn<'a, S> {
     /// # Ok(()) }
     /// ```
     pub fn split(&mut self) -> ([&[u8]; 2], Writer<'_>) {
-        let open = !self.inner.is(flag::CLOSED | flag::DRAINING);
+        // Writes are accepted until `on_close` has run: bytes written after
+        // `close()` in the same callback are sent before the connection closes.
+        let mode = if self.inner.is(flag::CLOSED) {
+            WriteMode::Closed
+        } else if self.io.inline_sends {
+            WriteMode::Inline
+        } else {
+            WriteMode::Queue
+        };
         let (a, b) = view_of(self.fresh, self.consumed, &self.inner.inbound);
         let w = Writer {
             fd: self.inner.fd.as_fd(),
             outbound: &mut self.inner.outbound,
             cold: &mut self.inner.cold,
             io: self.io,
-            open,
+            mode,
         };
         ([a, b], w)
     }
@@ -329,11 +338,7 @@ impl<'a, S> Conn<'a, S> {
     }
 
     fn cfg_mut(&mut self) -> &mut ConnConfig {
-        let flow = self.io.flow;
-        let now = self.io.now;
-        let cold = self.inner.cold_mut(now);
-        cold.timed = true;
-        cold.cfg.get_or_insert_with(|| ConnConfig::from_flow(&flow))
+        self.inner.cfg_mut(&self.io.flow, self.io.now)
     }
 
     fn to_ticks(&self, d: Option<Duration>) -> u64 {
@@ -422,9 +427,31 @@ impl<'a, S> Conn<'a, S> {
         to_addr(self.socket().local_addr()?)
     }
 
-    /// The peer's address (asked of the kernel, not stored: idle connections stay small).
+    /// The peer's address: the client's, as a transport layer learned it (a PROXY
+    /// protocol header from a load balancer), or else the socket's peer (asked of
+    /// the kernel, not stored: idle connections stay small).
     pub fn peer_addr(&self) -> io::Result<Addr> {
+        if let Some(a) = self.layers().and_then(|l| l.peer_addr()) {
+            return Ok(a);
+        }
+        self.socket_peer_addr()
+    }
+
+    /// The socket's own peer address, whatever a transport layer says (behind a
+    /// load balancer: the balancer's address).
+    pub fn socket_peer_addr(&self) -> io::Result<Addr> {
         to_addr(self.socket().peer_addr()?)
+    }
+
+    /// The connection's transport layers, if its listener has any.
+    fn layers(&self) -> Option<&Layers> {
+        self.inner.cold.as_ref().and_then(|c| c.layers.as_deref())
+    }
+
+    /// The connection's transport layer of type `T`, for its accessors.
+    #[allow(dead_code)] // public accessors of the first layers (TLS, PROXY) build on this
+    pub(crate) fn layer<T: 'static>(&self) -> Option<&T> {
+        self.layers().and_then(|l| l.get::<T>())
     }
 }
 

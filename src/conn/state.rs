@@ -8,6 +8,7 @@ use crate::buffer::{BufferPool, LinkedBuffer, RingBuffer};
 use crate::conn::CloseReason;
 use crate::driver::Interest;
 use crate::engine::stats::Tally;
+use crate::transport::Layers;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -49,6 +50,8 @@ pub(crate) mod flag {
     pub(crate) const FLUSH_PENDING: u8 = 1 << 4;
     /// `draining` is set.
     pub(crate) const DRAINING: u8 = 1 << 5;
+    /// Bytes pass through transport layers (kept in the cold state).
+    pub(crate) const LAYERED: u8 = 1 << 6;
 }
 
 /// The loop-private part of a connection, stored in the loop's slab.
@@ -96,6 +99,8 @@ pub(crate) struct Cold {
     pub(super) armed: u64,
     /// Timeouts are on for this connection: keep the box (and its stamps).
     pub(super) timed: bool,
+    /// The connection's transport layers (see `crate::transport`).
+    pub(crate) layers: Option<Box<Layers>>,
 }
 
 impl Cold {
@@ -109,7 +114,22 @@ impl Cold {
             last_tx: now,
             armed: 0,
             timed,
+            layers: None,
         })
+    }
+}
+
+/// Drops a cold part once nothing in it is needed any more.
+pub(super) fn tidy(cold: &mut Option<Box<Cold>>) {
+    if cold.as_ref().is_some_and(|c| {
+        !c.timed
+            && c.waiters.is_none()
+            && c.failed.is_none()
+            && c.cfg.is_none()
+            && c.close_reason.is_none()
+            && c.layers.is_none()
+    }) {
+        *cold = None;
     }
 }
 
@@ -180,22 +200,29 @@ impl<S> ConnInner<S> {
             && self.inbound.len() < max_in
     }
 
+    /// Should the loop read this connection now, straight into the handler's view?
+    /// Like [`wants_read`](Self::wants_read), and no transport layer: one mask test,
+    /// so the read fast path pays nothing for layers.
+    #[inline]
+    pub(crate) fn reads_plain(&self, max_in: usize) -> bool {
+        self.flags & (flag::READ_CLOSED | flag::PAUSED | flag::DRAINING | flag::LAYERED) == 0
+            && self.inbound.len() < max_in
+    }
+
+    /// The connection's transport layers, if it has any.
+    pub(crate) fn layers_mut(&mut self) -> Option<&mut Layers> {
+        self.cold.as_mut().and_then(|c| c.layers.as_deref_mut())
+    }
+
+    /// Gives the connection its transport layers.
+    pub(crate) fn set_layers(&mut self, layers: Layers, now: u64) {
+        self.cold_mut(now).layers = Some(Box::new(layers));
+        self.set(flag::LAYERED, true);
+    }
+
     /// The cold part, created (with traffic stamps at `now`) if missing.
     pub(crate) fn cold_mut(&mut self, now: u64) -> &mut Cold {
         self.cold.get_or_insert_with(|| Cold::new(now, false))
-    }
-
-    /// Drops the cold part once nothing in it is needed any more.
-    pub(super) fn tidy_cold(&mut self) {
-        if self.cold.as_ref().is_some_and(|c| {
-            !c.timed
-                && c.waiters.is_none()
-                && c.failed.is_none()
-                && c.cfg.is_none()
-                && c.close_reason.is_none()
-        }) {
-            self.cold = None;
-        }
     }
 
     /// Has a write inside a callback failed?
@@ -315,10 +342,13 @@ impl<S> ConnInner<S> {
         self.acct_in = 0;
     }
 
-    /// Returns every buffer to the pool.
-    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
+    /// Returns the inbound buffers (the ring, and the layers') to the pool; the
+    /// outbound queue goes to the driver with the descriptor.
+    pub(crate) fn release_inbound(&mut self, pool: &mut BufferPool) {
         self.inbound.release(pool);
-        self.outbound.clear(pool);
+        if let Some(l) = self.layers_mut() {
+            l.release(pool);
+        }
     }
 }
 

@@ -1,11 +1,26 @@
 //! Per-connection timeouts: traffic stamps, the armed timing-wheel entry, and
 //! which timeout expires next.
 
-use super::flow::Flow;
+use super::flow::{ConnConfig, Flow};
 use super::state::ConnInner;
 use crate::conn::TimeoutKind;
 
 impl<S> ConnInner<S> {
+    /// This connection's own settings, made from the loop's on first use (timeouts
+    /// are then tracked for it).
+    pub(crate) fn cfg_mut(&mut self, flow: &Flow, now: u64) -> &mut ConnConfig {
+        let cold = self.cold_mut(now);
+        cold.timed = true;
+        cold.cfg.get_or_insert_with(|| ConnConfig::from_flow(flow))
+    }
+
+    /// Sets (or with 0 clears) the absolute deadline tick.
+    pub(crate) fn set_deadline_tick(&mut self, at: u64, flow: &Flow, now: u64) {
+        if at != 0 || self.cfg().is_some() {
+            self.cfg_mut(flow, now).deadline = at;
+        }
+    }
+
     #[inline]
     pub(crate) fn stamp_rx(&mut self, now: u64) {
         if let Some(c) = self.cold.as_mut() {

@@ -1,7 +1,7 @@
 //! Completion callbacks of async writes, fired as their bytes reach the kernel.
 
 use super::handle::{run_callback, WriteCallback};
-use super::state::ConnInner;
+use super::state::{tidy, Cold, ConnInner};
 use crate::error::Error;
 use std::collections::VecDeque;
 
@@ -15,25 +15,6 @@ pub(crate) struct WriteWaiters {
 }
 
 impl<S> ConnInner<S> {
-    /// Records that `n` more bytes reached the kernel; fires the callbacks whose
-    /// bytes are all out.
-    pub(super) fn note_sent(&mut self, n: usize) {
-        let Some(w) = self.cold.as_mut().and_then(|c| c.waiters.as_mut()) else {
-            return;
-        };
-        w.sent += n as u64;
-        while w.waiters.front().is_some_and(|(end, _)| *end <= w.sent) {
-            let (_, cb) = w.waiters.pop_front().expect("checked non-empty");
-            run_callback(cb, Ok(()));
-        }
-        if w.waiters.is_empty() {
-            if let Some(c) = self.cold.as_mut() {
-                c.waiters = None;
-            }
-            self.tidy_cold();
-        }
-    }
-
     /// Registers `cb` to fire once everything queued now has been sent.
     pub(crate) fn add_waiter(&mut self, cb: WriteCallback, now: u64) {
         if self.outbound.is_empty() {
@@ -61,5 +42,24 @@ impl<S> ConnInner<S> {
                 run_callback(cb, Err(Error::ConnectionClosed));
             }
         }
+    }
+}
+
+/// Records that `n` more bytes of a connection's queue reached the kernel; fires
+/// the callbacks whose bytes are all out.
+pub(super) fn note_sent(cold: &mut Option<Box<Cold>>, n: usize) {
+    let Some(w) = cold.as_mut().and_then(|c| c.waiters.as_mut()) else {
+        return;
+    };
+    w.sent += n as u64;
+    while w.waiters.front().is_some_and(|(end, _)| *end <= w.sent) {
+        let (_, cb) = w.waiters.pop_front().expect("checked non-empty");
+        run_callback(cb, Ok(()));
+    }
+    if w.waiters.is_empty() {
+        if let Some(c) = cold.as_mut() {
+            c.waiters = None;
+        }
+        tidy(cold);
     }
 }

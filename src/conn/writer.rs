@@ -1,8 +1,10 @@
-//! The write path: [`Writer`], the one send-or-queue path every write takes,
+//! The write path: [`Writer`], the one send-or-queue path every write takes
+//! ([`send_or_queue`]), the one place bytes leave for the socket ([`transmit`]),
 //! and flushing the outbound queue.
 
 use super::loop_io::LoopIo;
 use super::state::{Cold, ConnInner};
+use super::waiters::note_sent;
 use crate::buffer::{BufferPool, LinkedBuffer};
 use crate::conn::CloseReason;
 use crate::error::Error;
@@ -44,35 +46,19 @@ impl WriteError {
 }
 
 impl<S> ConnInner<S> {
-    /// Writes as much of the outbound queue as the socket takes.
+    /// Writes as much of the outbound queue as the socket takes (readiness drivers;
+    /// under a completion driver the loop's driver sends the queue instead, so this
+    /// does nothing).
     pub(crate) fn flush(&mut self, io: &mut LoopIo) -> io::Result<()> {
-        while !self.outbound.is_empty() {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let cnt = self.outbound.io_slices(&mut iov);
-            let want: usize = iov[..cnt].iter().map(|s| s.len()).sum();
-            let res = if cnt == 1 {
-                sys::send(self.fd.as_fd(), &iov[0])
-            } else {
-                sys::sendv(self.fd.as_fd(), &iov[..cnt])
-            };
-            match res {
-                Ok(n) => {
-                    self.outbound.consume(n, &mut io.pool);
-                    if n > 0 {
-                        io.tally.bytes_out += n as u64;
-                        self.stamp_tx(io.now);
-                    }
-                    self.note_sent(n);
-                    if n < want {
-                        return Ok(()); // the socket buffer is full
-                    }
-                }
-                Err(sys::Errno::AGAIN) => return Ok(()),
-                Err(sys::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        flush_queue(self.fd.as_fd(), &mut self.outbound, &mut self.cold, io)
+    }
+
+    /// `n` bytes of the outbound queue reached the kernel (reported by a
+    /// completion driver): consume them, count them, complete the write callbacks
+    /// they finish.
+    #[allow(dead_code)] // the completion driver's send completions land here
+    pub(crate) fn note_transmitted(&mut self, n: usize, io: &mut LoopIo) {
+        transmitted(&mut self.outbound, &mut self.cold, io, n);
     }
 
     /// Queues an owned buffer without copying it (an async write; the loop
@@ -89,53 +75,73 @@ impl<S> ConnInner<S> {
     }
 }
 
-/// Writes `bufs` (at most `MAX_IOVECS`) straight to the socket when nothing is
-/// queued, and queues whatever the socket did not take. Returns how many bytes
-/// went straight to the socket. Refuses (queuing nothing more) when the queue
-/// would pass `max_out`.
-fn write_or_queue(
+/// Writes as much of `outbound` as the socket takes (a readiness driver's flush).
+fn flush_queue(
     fd: BorrowedFd<'_>,
     outbound: &mut LinkedBuffer,
-    bufs: &[&[u8]],
-    pool: &mut BufferPool,
-    max_out: usize,
-) -> Result<usize, WriteError> {
-    let mut sent = 0usize;
-    if outbound.is_empty() {
-        let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
-        let Some(first) = nonempty.next() else {
-            return Ok(0);
-        };
-        let res = if nonempty.next().is_none() {
-            sys::send(fd, first)
-        } else {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut cnt = 0;
-            for b in bufs.iter().filter(|b| !b.is_empty()).take(MAX_IOVECS) {
-                iov[cnt] = IoSlice::new(b);
-                cnt += 1;
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+) -> io::Result<()> {
+    if !io.inline_sends {
+        return Ok(());
+    }
+    while !outbound.is_empty() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+        let cnt = outbound.io_slices(&mut iov);
+        let want: usize = iov[..cnt].iter().map(|s| s.len()).sum();
+        match transmit(fd, &iov[..cnt]) {
+            Ok(n) => {
+                transmitted(outbound, cold, io, n);
+                if n < want {
+                    return Ok(()); // the socket buffer is full
+                }
             }
-            sys::sendv(fd, &iov[..cnt])
-        };
-        match res {
-            Ok(n) => sent = n,
-            Err(sys::Errno::AGAIN | sys::Errno::INTR) => {}
-            Err(e) => return Err(WriteError::Io(e.into())),
+            Err(sys::Errno::AGAIN) => return Ok(()),
+            Err(sys::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    queue_rest(outbound, bufs, sent, pool, max_out)
+    Ok(())
+}
+
+/// `n` bytes of `outbound` reached the kernel: consume them, count them, and
+/// complete the write callbacks they finish.
+fn transmitted(
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+    n: usize,
+) {
+    outbound.consume(n, &mut io.pool);
+    if n > 0 {
+        io.tally.bytes_out += n as u64;
+        if let Some(c) = cold.as_mut() {
+            c.last_tx = io.now;
+        }
+    }
+    note_sent(cold, n);
+}
+
+/// The one place bytes leave for a stream socket under a readiness driver: `send`
+/// for one slice, `sendmsg` gathering several.
+#[inline(always)]
+fn transmit(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> Result<usize, sys::Errno> {
+    if let [one] = iov {
+        sys::send(fd, one)
+    } else {
+        sys::sendv(fd, iov)
+    }
 }
 
 /// Queues what is left of `bufs` after the first `sent` bytes went to the socket,
-/// unless that would take the queue past `max_out`. Returns `sent`.
-#[cold]
+/// unless that would take the queue past `max_out`.
 fn queue_rest(
     outbound: &mut LinkedBuffer,
     bufs: &[&[u8]],
     sent: usize,
     pool: &mut BufferPool,
     max_out: usize,
-) -> Result<usize, WriteError> {
+) -> Result<(), WriteError> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     if sent < total && outbound.len() + (total - sent) > max_out {
         return Err(WriteError::Overflow);
@@ -149,7 +155,7 @@ fn queue_rest(
         outbound.push(&b[skip..], pool);
         skip = 0;
     }
-    Ok(sent)
+    Ok(())
 }
 
 /// Turns a write error into the reason the connection will close with.
@@ -172,7 +178,27 @@ pub struct Writer<'c> {
     pub(super) outbound: &'c mut LinkedBuffer,
     pub(super) cold: &'c mut Option<Box<Cold>>,
     pub(super) io: &'c mut LoopIo,
-    pub(super) open: bool,
+    pub(super) mode: WriteMode,
+}
+
+/// What a [`Writer`] may do, decided once when it is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteMode {
+    /// Send at once when nothing is queued (readiness drivers).
+    Inline,
+    /// Queue everything; the loop's driver sends it (completion drivers).
+    Queue,
+    /// `on_close` has run: writes are refused.
+    Closed,
+}
+
+impl std::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("queued", &self.outbound.len())
+            .field("open", &(self.mode != WriteMode::Closed))
+            .finish()
+    }
 }
 
 impl Writer<'_> {
@@ -184,33 +210,7 @@ impl Writer<'_> {
     /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
     #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-        // The hot path: open, nothing queued, no cold state (no failure, no
-        // timeout stamps), one non-empty buffer (possibly followed by an empty
-        // one, as `split()` gives) that the kernel takes whole. Everything else,
-        // including a partial send, continues out of line.
-        let mut sent = 0;
-        if self.open && self.outbound.is_empty() && self.cold.is_none() {
-            if let [a] | [a, []] = bufs {
-                if !a.is_empty() {
-                    if let Ok(n) = sys::send(self.fd, a) {
-                        self.io.tally.bytes_out += n as u64;
-                        if n == a.len() {
-                            return Ok(());
-                        }
-                        sent = n;
-                    }
-                }
-            }
-        }
-        writev_slow(
-            self.fd,
-            self.outbound,
-            self.cold,
-            self.io,
-            self.open,
-            bufs,
-            sent,
-        )
+        send_or_queue(self.fd, self.outbound, self.cold, self.io, self.mode, bufs)
     }
 
     /// Bytes queued for sending.
@@ -219,48 +219,122 @@ impl Writer<'_> {
     }
 }
 
-/// [`Writer::writev`] past its hot path; `sent` bytes of `bufs` already went to
-/// the socket. Takes the writer's parts one by one, so the hot path keeps them in
-/// registers.
-#[cold]
-#[inline(never)]
-fn writev_slow(
+/// The write path every handler write takes: sends at once what the socket takes
+/// when nothing is queued (under a readiness driver), queues the rest.
+///
+/// The common case — nothing queued, no cold state (no failure, no timeout
+/// stamps, no transport layer), one non-empty buffer (possibly followed by an empty
+/// one, as `split()` gives) that the kernel takes whole — is inline: one `send`
+/// and a compare. Everything else, including a partial send or an error,
+/// continues out of line with the first attempt's outcome (never sending twice).
+#[inline(always)]
+fn send_or_queue(
     fd: BorrowedFd<'_>,
     outbound: &mut LinkedBuffer,
     cold: &mut Option<Box<Cold>>,
     io: &mut LoopIo,
-    open: bool,
+    mode: WriteMode,
     bufs: &[&[u8]],
-    sent: usize,
+) -> io::Result<()> {
+    if mode == WriteMode::Inline && outbound.is_empty() && cold.is_none() {
+        if let [a] | [a, []] = bufs {
+            if !a.is_empty() {
+                let res = transmit(fd, &[IoSlice::new(a)]);
+                if let Ok(n) = res {
+                    io.tally.bytes_out += n as u64;
+                    if n == a.len() {
+                        return Ok(());
+                    }
+                }
+                return send_or_queue_slow(fd, outbound, cold, io, mode, bufs, Some(res));
+            }
+        }
+    }
+    send_or_queue_slow(fd, outbound, cold, io, mode, bufs, None)
+}
+
+/// [`send_or_queue`] past its common case. `first` is the outcome of the send
+/// the common case already made (if it made one) for `bufs`. Takes the writer's
+/// parts one by one, so the common case keeps them in registers.
+#[cold]
+#[inline(never)]
+fn send_or_queue_slow(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+    mode: WriteMode,
+    bufs: &[&[u8]],
+    first: Option<Result<usize, sys::Errno>>,
 ) -> io::Result<()> {
     let now = io.now;
     let fail = |cold: &mut Option<Box<Cold>>, e: WriteError| {
         cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(e.close_reason());
         Err(e.into_io())
     };
-    if sent > 0 {
-        // The hot path's send was partial: queue the rest.
-        if let Some(c) = cold.as_mut() {
-            c.last_tx = now;
+    if let Some(res) = first {
+        // The common case sent and the socket took part of it, none of it, or
+        // failed: queue the rest, or report the failure — never send again.
+        let sent = match res {
+            Ok(n) => n,
+            Err(sys::Errno::AGAIN | sys::Errno::INTR) => 0,
+            Err(e) => return fail(cold, WriteError::Io(e.into())),
+        };
+        if sent > 0 {
+            if let Some(c) = cold.as_mut() {
+                c.last_tx = now;
+            }
         }
         return match queue_rest(outbound, bufs, sent, &mut io.pool, io.flow.max_out) {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) => fail(cold, e),
         };
     }
-    if !open || cold.as_ref().is_some_and(|c| c.failed.is_some()) {
+    if mode == WriteMode::Closed || cold.as_ref().is_some_and(|c| c.failed.is_some()) {
         return Err(closed_error());
     }
+    if let Some(layers) = cold.as_mut().and_then(|c| c.layers.as_deref_mut()) {
+        // Through the transport layers (encrypted, framed…) into the queue, then
+        // out as far as the socket takes it.
+        if let Err(reason) = layers.send(bufs, outbound, &mut io.pool) {
+            let e = io::Error::other(reason.to_string());
+            cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(reason);
+            return Err(e);
+        }
+        if outbound.len() > io.flow.max_out {
+            return fail(cold, WriteError::Overflow);
+        }
+        return match flush_queue(fd, outbound, cold, io) {
+            Ok(()) => Ok(()),
+            Err(e) => fail(cold, WriteError::Io(e)),
+        };
+    }
     for chunk in bufs.chunks(MAX_IOVECS) {
-        match write_or_queue(fd, outbound, chunk, &mut io.pool, io.flow.max_out) {
-            Ok(0) => {}
-            Ok(n) => {
-                io.tally.bytes_out += n as u64;
+        let mut sent = 0;
+        if mode == WriteMode::Inline && outbound.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut cnt = 0;
+            for b in chunk.iter().filter(|b| !b.is_empty()) {
+                iov[cnt] = IoSlice::new(b);
+                cnt += 1;
+            }
+            if cnt == 0 {
+                continue;
+            }
+            match transmit(fd, &iov[..cnt]) {
+                Ok(n) => sent = n,
+                Err(sys::Errno::AGAIN | sys::Errno::INTR) => {}
+                Err(e) => return fail(cold, WriteError::Io(e.into())),
+            }
+            if sent > 0 {
+                io.tally.bytes_out += sent as u64;
                 if let Some(c) = cold.as_mut() {
                     c.last_tx = now;
                 }
             }
-            Err(e) => return fail(cold, e),
+        }
+        if let Err(e) = queue_rest(outbound, chunk, sent, &mut io.pool, io.flow.max_out) {
+            return fail(cold, e);
         }
     }
     Ok(())

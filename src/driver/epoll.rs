@@ -1,18 +1,18 @@
-//! The Linux epoll backend.
+//! The readiness driver: Linux epoll.
 
-use super::{Event, Interest, Poller, Trigger};
+use super::{Driver, Event, Interest, Trigger};
 use crate::sys;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Events one wait returns at most. Fixed on purpose: this backend used to double
+/// Events one wait returns at most. Fixed on purpose: this driver used to double
 /// the array whenever a wait filled it, and with 1,000 busy connections it grew to
 /// 1,024, so one round touched the kernel state of a thousand sockets before the
 /// first was answered. In `netloop-bench compare`'s 64 B ping-pong cell with 1,000
 /// connections that loop ran at 0.86× the floor's msgs/s; capped at 256 it runs at
-/// 1.03–1.05× (bench/results/BENCHMARKS.md, BENCHMARKS-h2h.md). A full array makes the loop poll
-/// again without blocking.
+/// 1.03–1.05× (bench/results/BENCHMARKS.md, BENCHMARKS-h2h.md). A full array makes
+/// the loop poll again without blocking.
 const EVENTS: usize = 256;
 
 /// An epoll instance plus its event array.
@@ -52,8 +52,16 @@ impl Epoll {
     }
 }
 
-impl Poller for Epoll {
-    fn add(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()> {
+impl Driver for Epoll {
+    const COMPLETION: bool = false;
+
+    fn add(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
         sys::epoll_ctl(
             self.fd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
@@ -64,7 +72,7 @@ impl Poller for Epoll {
     }
 
     fn modify(
-        &self,
+        &mut self,
         fd: RawFd,
         token: u64,
         interest: Interest,
@@ -79,7 +87,7 @@ impl Poller for Epoll {
         )
     }
 
-    fn delete(&self, fd: RawFd) -> io::Result<()> {
+    fn delete(&mut self, fd: RawFd) -> io::Result<()> {
         sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
@@ -106,6 +114,8 @@ impl Poller for Epoll {
         Event {
             token: ev.u64,
             bits: ev.events,
+            res: 0,
+            aux: 0,
         }
     }
 }

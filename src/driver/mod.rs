@@ -1,36 +1,81 @@
-//! The poller: the OS readiness interface behind one small trait.
+//! The driver: the seam between an event loop and the kernel's I/O interface.
 //!
-//! An event loop asks its poller to watch descriptors for *interest* (readable,
-//! writable or both) and then to *wait* for events. Each registration carries a
-//! 64-bit token that comes back with every event, so the loop finds the connection
-//! in its slab by index: no map lookup per event.
+//! An event loop never calls `epoll_*` (or `io_uring_enter`) itself. It asks its
+//! [`Driver`] to watch a descriptor, to start an operation, to wait, and then it is
+//! told what happened — as a list of [`Event`]s, each carrying the token the loop
+//! chose when it asked. Tokens name a slab slot *and its generation* (see
+//! `crate::engine::shared`), so an event for a connection that closed in the
+//! meantime is recognised as stale and never touches a reused slot.
+//!
+//! # Two models behind one seam
+//!
+//! Kernels offer two shapes of asynchronous I/O, and the seam is cut one level above
+//! both so that handlers, codecs and protocols never see which one runs:
+//!
+//! | operation | readiness driver (epoll) | completion driver (io_uring) |
+//! |---|---|---|
+//! | accept | listener readable → the loop calls `accept4` until `EAGAIN` | a multishot accept: each event carries the new descriptor |
+//! | receive | connection readable → the loop `read`s into its **own** shared read buffer | a multishot receive into a **driver-owned** provided-buffer ring: the event names the buffer |
+//! | send | the loop `send`s at once from the handler's slices; only what the socket refuses is queued, and write interest waits for room | bytes are queued; the driver submits one send per connection per round and reports how much the kernel took |
+//! | wake-up, dials | readiness of an eventfd / a connecting socket | the same readiness, as one-shot polls |
+//! | close | closing the descriptor removes it | in-flight operations are cancelled; buffers they point at are kept alive until their completions arrive |
+//!
+//! What the loop does with the *result* is shared: received bytes are lent to the
+//! handler in place and only what it leaves unconsumed is copied into the
+//! connection's own buffer; sent bytes are consumed from the outbound queue and
+//! complete their write callbacks; end-of-stream, errors, water marks, timeouts and
+//! close are the same code for both. [`Driver::COMPLETION`] is a constant, so the
+//! loop's branches on the model are resolved at compile time: the epoll loop is
+//! exactly the readiness loop, at no cost for the seam.
+//!
+//! # Who owns which bytes
+//!
+//! - **Inbound.** A readiness driver reads into the loop's shared read buffer
+//!   ([`Options::read_buffer_size`](crate::Options::read_buffer_size)); a completion
+//!   driver lends a buffer of its ring ([`Driver::received`]) and gets it back with
+//!   [`Driver::recycle`] as soon as the handler has seen it. Either way an idle
+//!   connection holds no buffer.
+//! - **Outbound.** Bytes that are not sent at once live in the connection's
+//!   [`LinkedBuffer`](crate::buffer::LinkedBuffer), whose blocks never move. A
+//!   completion driver's send points into those blocks, so the loop consumes them
+//!   only when the send completes, appends behind them meanwhile, and on close hands
+//!   the queue to [`Driver::release`], which keeps it until the kernel is done.
+//!
+//! # Interest
+//!
+//! The loop keeps one [`Interest`] per connection, recomputed after every callback:
+//! *read* while it wants bytes (not paused, not past the inbound cap, not closing),
+//! *write* while something is queued. A readiness driver turns it into an epoll
+//! registration; a completion driver into "a receive is armed" and "a send is in
+//! flight". The loop calls [`Driver::modify`] only when the interest changes.
+//!
+//! # Where a transport layer sits
+//!
+//! Between the driver and the handler there is room for one per-listener transport
+//! layer (`crate::transport`: TLS records, a PROXY protocol header): received bytes
+//! pass through it before `on_traffic`, and what the handler writes passes through
+//! it before it is queued or sent. The driver only ever sees wire bytes.
 //!
 //! # Semantics worth knowing
-//! - **Level-triggered** (the default): an event repeats on every wait while the
-//!   condition holds, so a loop may read only part of what is available and be told
-//!   again. Simple and fair.
-//! - **Edge-triggered** (optional): an event is reported once per change; the loop
-//!   must drain readiness (read until `WouldBlock`) or remember that it did not. The
-//!   loop bounds each wake-up's reads with a budget and keeps a list of connections
-//!   that still have data, so one busy peer cannot starve the others.
-//! - **Spurious events** happen (a readable event whose read then says
-//!   `WouldBlock`); every consumer treats `WouldBlock` as "nothing to do".
-//! - Peer half-close is reported as `read_closed` (`EPOLLRDHUP`), errors and hang-ups
-//!   as `error`/`hup`; they are delivered even when not asked for.
-//!
-//! The trait is shaped so that a completion-based backend (io_uring) can sit
-//! beside epoll later: it registers the same tokens, and the loop above speaks of
-//! bytes available and bytes queued, never of raw readiness.
+//! - **Level-triggered** registrations (the default) repeat an event on every wait
+//!   while the condition holds, so a loop may read part of what is available and be
+//!   told again. **Edge-triggered** ones report each change once: the loop bounds
+//!   its reads per wake-up and remembers connections it left with data.
+//! - **Spurious events** happen (a readable event whose read says `EAGAIN`); every
+//!   consumer treats `EAGAIN` as "nothing to do".
+//! - Peer half-close is `read_closed` (`EPOLLRDHUP`); errors and hang-ups arrive
+//!   even when not asked for.
 
 mod epoll;
 
 pub(crate) use epoll::Epoll;
 
+use crate::buffer::{BufferPool, LinkedBuffer};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Which readiness a registration asks for.
+/// What a registration asks for: reading, writing, both or neither.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Interest(u8);
 
@@ -74,20 +119,27 @@ pub(crate) enum Trigger {
     Level,
     /// Edge-triggered.
     Edge,
-    /// Level-triggered, and only one of the pollers sharing this descriptor is woken
+    /// Level-triggered, and only one of the loops sharing this descriptor is woken
     /// per event (`EPOLLEXCLUSIVE`): for a listener shared by several loops.
     Exclusive,
 }
 
-/// One readiness event: the registration's token and the readiness bits.
+/// What happened, for one token.
 ///
-/// The bits use the `poll(2)` encoding (`POLLIN`, `POLLOUT`, `POLLRDHUP`, …), which
-/// epoll shares and io_uring's poll operations return as well, so a backend hands
-/// them over untranslated and the loop tests one mask per question.
+/// Readiness is in `bits`, in the `poll(2)` encoding (`POLLIN`, `POLLOUT`,
+/// `POLLRDHUP`, …), which epoll shares and io_uring's poll operations return as
+/// well: a driver hands them over untranslated and the loop tests one mask per
+/// question. A completion driver also fills `res` (the operation's result: bytes,
+/// a descriptor, or a negative errno) and `aux` (its buffer id, for a receive).
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // `res` and `aux` are a completion driver's (io_uring is next)
 pub(crate) struct Event {
     pub(crate) token: u64,
     pub(crate) bits: u32,
+    /// A completion's result (bytes, a descriptor, `-errno`); 0 for readiness.
+    pub(crate) res: i32,
+    /// A completion's auxiliary word (a receive's buffer id); 0 for readiness.
+    pub(crate) aux: u32,
 }
 
 const IN: u32 = libc::EPOLLIN as u32 | libc::EPOLLPRI as u32;
@@ -119,22 +171,67 @@ impl Event {
     }
 }
 
-/// The readiness interface every backend implements.
-pub(crate) trait Poller {
-    /// Starts watching `fd`.
-    fn add(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger) -> io::Result<()>;
+/// The kernel I/O interface one event loop runs on. See the [module docs](self).
+///
+/// Every method runs on the loop's own thread; a driver is never shared.
+#[allow(dead_code)] // the completion hooks are a completion driver's (io_uring is next)
+pub(crate) trait Driver: Sized + 'static {
+    /// `false` for readiness drivers (the loop performs reads and sends itself when
+    /// told a descriptor is ready); `true` for completion drivers (events report
+    /// finished operations). A constant, so the loop's branches on it compile away.
+    const COMPLETION: bool;
+
+    /// Starts watching `fd` for `interest` (a completion driver arms the matching
+    /// operations).
+    fn add(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()>;
     /// Changes what `fd` is watched for.
-    fn modify(&self, fd: RawFd, token: u64, interest: Interest, trigger: Trigger)
-        -> io::Result<()>;
+    fn modify(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()>;
     /// Stops watching `fd`. Closing a descriptor also removes it.
-    fn delete(&self, fd: RawFd) -> io::Result<()>;
+    fn delete(&mut self, fd: RawFd) -> io::Result<()>;
     /// Waits for events (`None` = until one arrives), at most [`capacity`] at a
-    /// time.
+    /// time; a completion driver submits what the round queued in the same call.
     ///
-    /// [`capacity`]: Poller::capacity
+    /// [`capacity`]: Driver::capacity
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
-    /// How many events one wait can return at most right now.
+    /// How many events one wait can return at most.
     fn capacity(&self) -> usize;
     /// The `i`th event of the last wait.
     fn event(&self, i: usize) -> Event;
+
+    /// Completion drivers: the bytes a receive event delivered, lent to the loop
+    /// until it calls [`recycle`](Driver::recycle). Readiness drivers never deliver
+    /// bytes in events (the loop reads into its own buffer).
+    fn received(&self, _ev: &Event) -> &[u8] {
+        &[]
+    }
+    /// Completion drivers: takes back the buffer of a receive event (live or stale).
+    fn recycle(&mut self, _ev: &Event) {}
+    /// Completion drivers: sends what `outbound` holds for the connection behind
+    /// `token`, with the next wait. At most one send per connection is in flight;
+    /// its completion tells the loop how many bytes to consume. Readiness drivers
+    /// never get here: the loop sends itself (see `crate::conn`'s write path).
+    fn send(&mut self, _fd: RawFd, _token: u64, _outbound: &LinkedBuffer) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A connection closed: its descriptor and whatever is left of its outbound
+    /// queue are handed over. A readiness driver closes the descriptor and returns
+    /// the blocks to the pool at once; a completion driver first cancels what the
+    /// connection has in flight and keeps the blocks until the kernel is done.
+    fn release(&mut self, fd: OwnedFd, mut outbound: LinkedBuffer, pool: &mut BufferPool) {
+        outbound.clear(pool);
+        drop(fd);
+    }
 }

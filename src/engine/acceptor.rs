@@ -7,7 +7,7 @@
 //! so a burst of accepts is balanced by the least-connections policy before the
 //! sub-loops have caught up.
 
-use crate::driver::{Epoll, Interest, Poller, Trigger};
+use crate::driver::{Driver, Epoll, Interest, Trigger};
 use crate::engine::listener::{self, Accepted, ListenSocket, Listener};
 use crate::engine::load_balancer::Balancer;
 use crate::engine::shared::{report, LoopShared, Ready, LISTENER_TOKEN, WAKER_TOKEN};
@@ -29,7 +29,7 @@ pub(crate) fn run(
     ready: Ready,
 ) -> io::Result<()> {
     let setup = || -> io::Result<(Epoll, Vec<Listener>)> {
-        let poller = Epoll::new()?;
+        let mut poller = Epoll::new()?;
         poller.add(
             shared.queue.waker_fd(),
             WAKER_TOKEN,
@@ -42,7 +42,7 @@ pub(crate) fn run(
                 sock,
                 LISTENER_TOKEN - i as u64,
                 false,
-                &poller,
+                &mut poller,
             )?);
         }
         Ok((poller, listeners))
@@ -63,7 +63,7 @@ pub(crate) fn run(
         }
         let now = Instant::now();
         for l in &mut listeners {
-            l.maybe_resume(now, &poller);
+            l.maybe_resume(now, &mut poller);
         }
         let timeout = listeners
             .iter()
@@ -78,7 +78,7 @@ pub(crate) fn run(
                 continue;
             }
             let l = &mut listeners[(LISTENER_TOKEN - token) as usize];
-            while let Accepted::Conn(fd, peer) = l.accept(&poller) {
+            while let Accepted::Conn(fd, peer) = l.accept(&mut poller) {
                 if let Some(max) = opts.max_connections.filter(|&m| m > 0) {
                     if engine.connection_count() >= max {
                         // Over the limit: accepted and closed at once (see Options).
@@ -91,7 +91,8 @@ pub(crate) fn run(
                 listener::configure(&fd, is_tcp, &opts);
                 let target = &loops[balancer.pick(&loops, &peer)];
                 target.connections.fetch_add(1, Ordering::Relaxed);
-                if let Err(task) = target.queue.push(Task::Adopt { fd }, false) {
+                let layered = l.sock.layered(peer);
+                if let Err(task) = target.queue.push(Task::Adopt { fd, layered }, false) {
                     // The sub-loop has stopped: the engine is going down.
                     drop(task);
                     target.connections.fetch_sub(1, Ordering::Relaxed);
@@ -100,7 +101,7 @@ pub(crate) fn run(
         }
     }
     for l in &mut listeners {
-        l.deregister(&poller);
+        l.deregister(&mut poller);
     }
     shared.queue.close();
     Ok(())

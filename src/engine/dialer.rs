@@ -33,7 +33,7 @@
 
 use crate::addr::{Addr, ToAddr};
 use crate::conn::ConnHandle;
-use crate::driver::{Interest, Poller, Trigger};
+use crate::driver::{Driver, Interest, Trigger};
 use crate::engine::task_queue::Task;
 use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
@@ -43,7 +43,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Completion of a dial or adopt: the new connection's handle, or why there is none.
@@ -184,7 +184,7 @@ impl Dials {
     pub(crate) fn start(
         &mut self,
         dial: Box<Dial>,
-        poller: &impl Poller,
+        poller: &mut impl Driver,
     ) -> Result<(), (Box<Dial>, io::Error)> {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -213,7 +213,7 @@ impl Dials {
     }
 
     /// Takes the dial behind `token` out of the poller and the list.
-    fn take(&mut self, token: u64, poller: &impl Poller) -> Option<Box<Dial>> {
+    fn take(&mut self, token: u64, poller: &mut impl Driver) -> Option<Box<Dial>> {
         let index = (token as u32 & !(DIAL_BIT as u32)) as usize;
         let slot = self.slots.get_mut(index)?;
         if dial_token(index as u32, slot.gen) != token {
@@ -231,7 +231,7 @@ impl Dials {
     pub(crate) fn ready(
         &mut self,
         token: u64,
-        poller: &impl Poller,
+        poller: &mut impl Driver,
     ) -> Option<(Box<Dial>, io::Result<()>)> {
         let dial = self.take(token, poller)?;
         let sock = socket2::SockRef::from(&dial.fd);
@@ -255,7 +255,7 @@ impl Dials {
     pub(crate) fn expire(
         &mut self,
         now: Instant,
-        poller: &impl Poller,
+        poller: &mut impl Driver,
         mut f: impl FnMut(Box<Dial>),
     ) {
         while let Some(Reverse((d, token))) = self.deadlines.peek().copied() {
@@ -273,7 +273,7 @@ impl Dials {
     }
 
     /// Takes every pending dial (the loop is stopping).
-    pub(crate) fn drain(&mut self, poller: &impl Poller, mut f: impl FnMut(Box<Dial>)) {
+    pub(crate) fn drain(&mut self, poller: &mut impl Driver, mut f: impl FnMut(Box<Dial>)) {
         for index in 0..self.slots.len() {
             let gen = self.slots[index].gen;
             if let Some(dial) = self.take(dial_token(index as u32, gen), poller) {
@@ -283,9 +283,6 @@ impl Dials {
         self.deadlines.clear();
     }
 }
-
-/// Round-robin cursor for dials that name no loop.
-static NEXT_LOOP: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts a non-blocking connect to `addr`.
 fn connect(addr: &Addr) -> io::Result<(OwnedFd, bool, bool)> {
@@ -426,7 +423,7 @@ impl EngineHandle {
         }
         // Round-robin by default: a burst of dials is spread at once (connection
         // counts only rise when each connect completes, too late to balance on).
-        let i = loop_index.unwrap_or_else(|| NEXT_LOOP.fetch_add(1, Ordering::Relaxed));
+        let i = loop_index.unwrap_or_else(|| self.shared.next_dial.fetch_add(1, Ordering::Relaxed));
         let target = &loops[i % loops.len()];
         if let Err(task) = target.queue.push(Task::Connect(dial), false) {
             task.fail(|| Error::EngineStopped);

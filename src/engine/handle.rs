@@ -20,6 +20,8 @@ pub(crate) struct EngineShared {
     pub(super) running: Arc<Running>,
     pub(super) stop_timeout: Duration,
     pub(super) drain_timeout: Duration,
+    /// Round-robin cursor of this engine's dials that name no loop.
+    pub(crate) next_dial: AtomicUsize,
 }
 
 /// A handle to a running engine, usable from any thread (`Send + Sync + Clone`).

@@ -12,10 +12,12 @@
 //! descriptors are free again.
 
 use crate::addr::Addr;
-use crate::driver::{Interest, Poller, Trigger};
+use crate::driver::{Driver, Interest, Trigger};
+use crate::engine::task_queue::Layered;
 use crate::error::Error;
 use crate::options::Options;
 use crate::sys;
+use crate::transport::LayerFactory;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -32,6 +34,8 @@ pub(crate) struct ListenSocket {
     pub(crate) fd: OwnedFd,
     pub(crate) addr: Addr,
     unlink: Option<PathBuf>,
+    /// Transport layers every accepted connection gets (see `crate::transport`).
+    pub(crate) layers: Arc<[Arc<dyn LayerFactory>]>,
 }
 
 impl Drop for ListenSocket {
@@ -45,6 +49,23 @@ impl Drop for ListenSocket {
 impl ListenSocket {
     pub(crate) fn is_tcp(&self) -> bool {
         matches!(self.addr, Addr::Tcp(_))
+    }
+
+    /// This socket with transport layers for every connection it accepts.
+    pub(crate) fn with_layers(mut self, layers: Arc<[Arc<dyn LayerFactory>]>) -> ListenSocket {
+        self.layers = layers;
+        self
+    }
+
+    /// What a connection accepted from `peer` carries to its loop: the listener's
+    /// layers, if it has any.
+    pub(crate) fn layered(&self, peer: socket2::SockAddr) -> Option<Box<Layered>> {
+        (!self.layers.is_empty()).then(|| {
+            Box::new(Layered {
+                factories: self.layers.clone(),
+                peer,
+            })
+        })
     }
 }
 
@@ -60,7 +81,7 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
             )
             .map_err(ctx)?;
             if sa.is_ipv6() {
-                sock.set_only_v6(true).map_err(ctx)?;
+                sock.set_only_v6(opts.ipv6_only).map_err(ctx)?;
             }
             sock.set_reuse_address(opts.reuse_addr).map_err(ctx)?;
             if reuse_port || opts.reuse_port {
@@ -78,6 +99,7 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
                 fd: sock.into(),
                 addr: local,
                 unlink: None,
+                layers: Arc::new([]),
             })
         }
         Addr::Unix(path) => {
@@ -100,12 +122,51 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
                 fd: sock.into(),
                 addr: addr.clone(),
                 unlink: Some(path.clone()),
+                layers: Arc::new([]),
             })
         }
-        Addr::Udp(_) | Addr::Unixgram(_) => Err(Error::Config(format!(
-            "{addr} is a datagram address: serve it with netloop::udp::UdpEngine"
-        ))),
+        Addr::Udp(_) | Addr::Unixgram(_) => Err(Error::WrongAddressKind {
+            addr: addr.to_string(),
+            kind: "datagram",
+            hint: "serve it with netloop::udp::UdpEngine",
+        }),
     }
+}
+
+/// Adopts a socket that is already bound and listening (inherited from a parent
+/// or a service manager): checks that it is a listening stream socket, makes it
+/// non-blocking and close-on-exec, and learns its address.
+pub(crate) fn adopt(fd: OwnedFd, _opts: &Options) -> Result<ListenSocket, Error> {
+    let sock = Socket::from(fd);
+    let ctx = |what: &str, e: io::Error| {
+        Error::Io(io::Error::new(
+            e.kind(),
+            format!("inherited listener: {what}: {e}"),
+        ))
+    };
+    if sock.r#type().map_err(|e| ctx("socket type", e))? != Type::STREAM {
+        return Err(Error::Config(
+            "inherited listener is not a stream socket (serve datagram sockets with netloop::udp::UdpEngine)".into(),
+        ));
+    }
+    if !sock.is_listener().map_err(|e| ctx("SO_ACCEPTCONN", e))? {
+        return Err(Error::Config(
+            "inherited socket is not listening (call listen(2) before handing it over)".into(),
+        ));
+    }
+    sock.set_nonblocking(true)
+        .map_err(|e| ctx("non-blocking", e))?;
+    sock.set_cloexec(true)
+        .map_err(|e| ctx("close-on-exec", e))?;
+    let local = sock.local_addr().map_err(|e| ctx("local address", e))?;
+    let addr = crate::conn::to_addr(local).map_err(|e| ctx("local address", e))?;
+    Ok(ListenSocket {
+        fd: sock.into(),
+        addr,
+        // The socket file belongs to whoever created it.
+        unlink: None,
+        layers: Arc::new([]),
+    })
 }
 
 /// Applies the per-connection socket options to an accepted socket.
@@ -158,7 +219,7 @@ impl Listener {
         sock: Arc<ListenSocket>,
         token: u64,
         shared: bool,
-        poller: &impl Poller,
+        poller: &mut impl Driver,
     ) -> io::Result<Listener> {
         let trigger = if shared {
             Trigger::Exclusive
@@ -183,7 +244,7 @@ impl Listener {
 
     /// Accepts one connection. Errors are handled here: transient ones are skipped,
     /// resource exhaustion pauses the listener (see the module docs).
-    pub(crate) fn accept(&mut self, poller: &impl Poller) -> Accepted {
+    pub(crate) fn accept(&mut self, poller: &mut impl Driver) -> Accepted {
         if self.paused_until.is_some() {
             return Accepted::Done;
         }
@@ -210,7 +271,7 @@ impl Listener {
         }
     }
 
-    fn pause(&mut self, poller: &impl Poller, e: &io::Error) {
+    fn pause(&mut self, poller: &mut impl Driver, e: &io::Error) {
         let now = Instant::now();
         if let Err(de) = poller.delete(self.raw_fd()) {
             tracing::error!(error = %de, "could not pause listener");
@@ -237,7 +298,7 @@ impl Listener {
     }
 
     /// Re-arms a paused listener whose back-off has elapsed.
-    pub(crate) fn maybe_resume(&mut self, now: Instant, poller: &impl Poller) {
+    pub(crate) fn maybe_resume(&mut self, now: Instant, poller: &mut impl Driver) {
         if self.paused_until.is_some_and(|t| t <= now) {
             match poller.add(self.raw_fd(), self.token, Interest::READ, self.trigger) {
                 Ok(()) => self.paused_until = None,
@@ -250,7 +311,7 @@ impl Listener {
     }
 
     /// Removes the listener from the poller for good.
-    pub(crate) fn deregister(&mut self, poller: &impl Poller) {
+    pub(crate) fn deregister(&mut self, poller: &mut impl Driver) {
         if self.paused_until.is_none() {
             let _ = poller.delete(self.raw_fd());
         }

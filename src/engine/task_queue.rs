@@ -19,11 +19,19 @@
 
 use crate::conn::WriteCallback;
 use crate::sys;
+use crate::transport::LayerFactory;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// A listener's transport layers and an accepted connection's peer, carried with
+/// the connection from the main reactor to its loop (which instantiates them).
+pub(crate) struct Layered {
+    pub(crate) factories: Arc<[Arc<dyn LayerFactory>]>,
+    pub(crate) peer: socket2::SockAddr,
+}
 
 /// A unit of work for a loop.
 pub(crate) enum Task {
@@ -48,7 +56,11 @@ pub(crate) enum Task {
     /// Pause (`true`) or resume reading a connection.
     PauseRead { index: u32, gen: u32, pause: bool },
     /// Serve a connection accepted by the main reactor.
-    Adopt { fd: OwnedFd },
+    Adopt {
+        fd: OwnedFd,
+        /// For a listener with transport layers: its layers and the peer's address.
+        layered: Option<Box<Layered>>,
+    },
     /// Stop the loop gracefully: stop accepting, let connections drain.
     Stop,
     /// Finish connecting (or adopt) an outgoing connection and serve it.

@@ -4,7 +4,7 @@
 use super::engine::{UdpEngineHandle, UdpOptions, UdpStats};
 use super::{Datagram, DatagramHandler, Outbox, UdpLoopInfo};
 use crate::addr::Addr;
-use crate::driver::{Epoll, Interest, Poller, Trigger};
+use crate::driver::{Driver, Epoll, Interest, Trigger};
 use crate::engine::shared::panic_message;
 use crate::handler::Action;
 use crate::sys::{self, RecvBatch};
@@ -137,7 +137,7 @@ pub(crate) fn run<H: DatagramHandler>(
 ) -> io::Result<()> {
     IN_UDP_LOOP.with(|f| f.set(true));
     let setup = || -> io::Result<Epoll> {
-        let poller = Epoll::new()?;
+        let mut poller = Epoll::new()?;
         poller.add(
             stats.waker.as_raw_fd(),
             WAKER,

@@ -60,7 +60,7 @@ fn async_write_bursts(c: &mut Criterion) {
                 let target = done.load(Ordering::Acquire) + burst;
                 for _ in 0..burst {
                     let done = done.clone();
-                    handle.async_write(
+                    let _ = handle.async_write(
                         vec![0x42u8; 64],
                         Some(Box::new(move |r| {
                             r.unwrap();

@@ -23,7 +23,9 @@
 mod common;
 
 use clap::Parser;
-use netloop::{Action, CloseReason, Conn, ConnHandle, Engine, EngineHandle, EventHandler};
+use netloop::{
+    Action, Bytes, CloseReason, Conn, ConnHandle, ConnId, Engine, EngineHandle, EventHandler,
+};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -59,10 +61,18 @@ struct Args {
     /// (default 3 here), check every client got every line, then exit.
     #[arg(long)]
     clients: Option<usize>,
+    /// Pad each pushed line to this many bytes (0: the short line as is). With a
+    /// large size the self-test shows what fan-out costs: one shared buffer
+    /// (`bytes::Bytes`) for all connections, not a copy each.
+    #[arg(long, default_value_t = 0)]
+    size: usize,
 }
 
-/// Connections by (loop index, connection id): `Conn::id` is unique per loop only.
-type Registry = Arc<Mutex<HashMap<(usize, u64), ConnHandle>>>;
+/// Bytes per pushed line (`--size`).
+static SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Connections by id (unique across the engine).
+type Registry = Arc<Mutex<HashMap<ConnId, ConnHandle>>>;
 
 #[derive(Clone)]
 struct Broadcast {
@@ -73,8 +83,7 @@ impl EventHandler for Broadcast {
     type State = ();
 
     fn on_open(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let key = (conn.loop_index(), conn.id());
-        lock(&self.registry).insert(key, conn.handle());
+        lock(&self.registry).insert(conn.id(), conn.handle());
         Action::None
     }
 
@@ -86,7 +95,7 @@ impl EventHandler for Broadcast {
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, ()>, _reason: &CloseReason) {
-        lock(&self.registry).remove(&(conn.loop_index(), conn.id()));
+        lock(&self.registry).remove(&conn.id());
     }
 }
 
@@ -94,9 +103,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The line pushed in round `r`.
+/// The line pushed in round `r` (padded to `--size` bytes).
 fn message(r: u64) -> String {
-    format!("round {r} hello from netloop\n")
+    let mut line = format!("round {r} hello from netloop");
+    let size = SIZE.load(Ordering::Relaxed);
+    if size > line.len() + 1 {
+        line.extend(std::iter::repeat_n('.', size - line.len() - 1));
+    }
+    line.push('\n');
+    line
+}
+
+/// CPU time this process used (user + system) and its peak resident set, from
+/// /proc: the figures the self-test prints.
+fn process_figures() -> (Duration, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (Duration::from_millis(ticks * 10), hwm_kib * 1024)
 }
 
 /// Outcome counters of one round, shared by its completion callbacks.
@@ -149,13 +183,14 @@ fn broadcast_round(registry: &Registry, number: u64) -> Arc<Round> {
     if targets.is_empty() {
         eprintln!("round {number}: no connections");
     }
-    let msg = message(number);
+    // One buffer for every connection: each write holds a reference, not a copy.
+    let msg = Bytes::from(message(number));
     for h in targets {
         let r = round.clone();
-        h.async_write(
-            msg.as_bytes(),
-            Some(Box::new(move |res| r.complete(res.is_ok()))),
-        );
+        let cb: netloop::WriteCallback = Box::new(move |res| r.complete(res.is_ok()));
+        if h.async_write(msg.clone(), Some(cb)).is_err() {
+            round.complete(false); // closed meanwhile: refused at once
+        }
     }
     round
 }
@@ -222,6 +257,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             return Err(format!("--clients must be between 1 and {MAX_CLIENTS}").into());
         }
     }
+    SIZE.store(args.size, Ordering::Relaxed);
     let registry: Registry = Arc::default();
     let engine = Engine::builder()
         .loops(args.loops)
@@ -260,7 +296,14 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     engine.stop();
     match result {
         Ok(()) => {
+            let (cpu, peak) = process_figures();
             println!("ok: {clients} clients x {rounds} rounds");
+            println!(
+                "figures: {clients} clients x {rounds} rounds x {} B lines: cpu {} ms, peak rss {:.1} MiB",
+                message(1).len(),
+                cpu.as_millis(),
+                peak as f64 / (1 << 20) as f64
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

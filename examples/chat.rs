@@ -18,7 +18,7 @@ mod common;
 
 use clap::Parser;
 use netloop::codec::{FrameConn, FrameHandler, Framed, LineCodec};
-use netloop::{Action, CloseReason, ConnHandle, Engine};
+use netloop::{Action, CloseReason, ConnHandle, ConnId, Engine};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,13 +52,13 @@ struct Member {
 /// Everyone online, keyed by (loop index, connection id).
 #[derive(Default)]
 struct Room {
-    members: Mutex<HashMap<(usize, u64), Member>>,
+    members: Mutex<HashMap<ConnId, Member>>,
     guests: AtomicU64,
 }
 
 impl Room {
     /// Sends an already encoded line to every member except `except`.
-    fn broadcast(&self, wire: &[u8], except: (usize, u64)) {
+    fn broadcast(&self, wire: &[u8], except: ConnId) {
         // Collect the handles first: no lock is held while queueing the writes.
         let handles: Vec<ConnHandle> = self
             .members
@@ -69,7 +69,7 @@ impl Room {
             .map(|(_, m)| m.handle.clone())
             .collect();
         for h in handles {
-            h.async_write(wire.to_vec(), None);
+            let _ = h.async_write(wire.to_vec(), None);
         }
     }
 }
@@ -81,8 +81,8 @@ struct Chat {
 
 type Conn<'a, 'w> = FrameConn<'a, 'w, String>;
 
-fn key(conn: &Conn<'_, '_>) -> (usize, u64) {
-    (conn.loop_index(), conn.id())
+fn key(conn: &Conn<'_, '_>) -> ConnId {
+    conn.id()
 }
 
 impl Chat {

@@ -140,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         done: Arc::default(),
         failed: Arc::default(),
     };
-    let client: Client = Engine::builder()
+    let client: Client<Progress> = Engine::builder()
         .loops(args.loops)
         .start_client_with(bench.clone())?;
     let dial_errors = Arc::new(AtomicUsize::new(0));

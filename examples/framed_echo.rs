@@ -56,7 +56,7 @@ impl FrameHandler for Echo {
     fn on_close(&mut self, conn: &mut FrameConn<'_, '_, ()>, reason: &CloseReason) {
         if let CloseReason::Protocol(msg) = reason {
             tracing::info!(
-                conn = conn.id(),
+                conn = %conn.id(),
                 "dropped a peer that broke the framing: {msg}"
             );
         }

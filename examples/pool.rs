@@ -19,7 +19,7 @@ mod common;
 
 use clap::Parser;
 use netloop::{
-    Action, Client, CloseReason, Conn, ConnHandle, DialOptions, Engine, EngineHandle, EventHandler,
+    Action, Client, CloseReason, Conn, ConnHandle, DialOptions, Dialer, Engine, EventHandler,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,7 +103,7 @@ impl EventHandler for PoolHandler {
 
 struct PoolInner {
     upstream: String,
-    engine: Mutex<Option<EngineHandle>>,
+    engine: Mutex<Option<Dialer<Pooled>>>,
     conns: RwLock<Vec<Option<(ConnHandle, Waiters)>>>,
     next: AtomicUsize,
     reconnects: AtomicUsize,
@@ -140,7 +140,7 @@ impl PoolInner {
 /// The pool as the application sees it.
 struct Pool {
     inner: Arc<PoolInner>,
-    client: Client,
+    client: Client<Pooled>,
 }
 
 impl Pool {
@@ -157,7 +157,7 @@ impl Pool {
             .start_client_with(PoolHandler {
                 pool: inner.clone(),
             })?;
-        *inner.engine.lock().unwrap() = Some(client.handle());
+        *inner.engine.lock().unwrap() = Some(client.dialer());
         for slot in 0..size {
             inner.connect(slot);
         }
@@ -188,8 +188,13 @@ impl Pool {
                 msg.extend_from_slice(line);
                 msg.push(b'\n');
                 let mut w = waiters.lock().unwrap();
-                w.push_back(tx);
-                h.async_write(msg, None); // queued under the lock: same order as `w`
+                // Queued under the lock: same order as `w`.
+                match h.async_write(msg, None) {
+                    Ok(()) => w.push_back(tx),
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("pooled connection: {e}")));
+                    }
+                }
             }
             None => {
                 let _ = tx.send(Err("no pooled connection is up".into()));

@@ -23,7 +23,7 @@ mod common;
 
 use clap::Parser;
 use netloop::{
-    Action, CloseReason, Conn, ConnHandle, DialOptions, Engine, EngineHandle, EventHandler,
+    Action, CloseReason, Conn, ConnHandle, ConnId, DialOptions, Engine, EngineHandle, EventHandler,
     LoopInfo,
 };
 use std::collections::{HashMap, HashSet};
@@ -54,7 +54,7 @@ enum Side {
     /// Accepted from a client; the upstream handle once known.
     Down(Option<ConnHandle>),
     /// Dialed to the upstream for the downstream connection `down_id`.
-    Up { down: ConnHandle, down_id: u64 },
+    Up { down: ConnHandle, down_id: ConnId },
 }
 
 impl Default for Side {
@@ -69,9 +69,9 @@ struct Proxy {
     timeout: Duration,
     engine: Option<EngineHandle>,
     /// Upstream handles whose downstream has not picked them up yet (by downstream id).
-    ready: HashMap<u64, ConnHandle>,
+    ready: HashMap<ConnId, ConnHandle>,
     /// Downstream connections that closed before their upstream opened.
-    orphaned: HashSet<u64>,
+    orphaned: HashSet<ConnId>,
 }
 
 impl Proxy {
@@ -82,8 +82,10 @@ impl Proxy {
         }
         let data = conn.peek_all().to_vec();
         conn.discard(n);
-        to.async_write(data, None);
-        Action::None
+        match to.async_write(data, None) {
+            Ok(()) => Action::None,
+            Err(_) => Action::Close, // the other side is gone: so is this one
+        }
     }
 }
 
@@ -98,9 +100,6 @@ impl EventHandler for Proxy {
     fn on_open(&mut self, conn: &mut Conn<'_, Side>) -> Action {
         match conn.state() {
             Side::Down(_) => {
-                let Some(engine) = &self.engine else {
-                    return Action::Close;
-                };
                 let down = conn.handle();
                 let opts = DialOptions::new()
                     .timeout(self.timeout)
@@ -109,12 +108,13 @@ impl EventHandler for Proxy {
                         down: down.clone(),
                         down_id: conn.id(),
                     });
-                engine.dial(self.upstream.as_str(), opts, move |res| {
-                    if let Err(e) = res {
-                        tracing::warn!(error = %e, "upstream dial failed; closing the client");
-                        let _ = down.close();
-                    }
-                });
+                conn.dialer()
+                    .dial(self.upstream.as_str(), opts, move |res| {
+                        if let Err(e) = res {
+                            tracing::warn!(error = %e, "upstream dial failed; closing the client");
+                            let _ = down.close();
+                        }
+                    });
                 Action::None
             }
             Side::Up { down, down_id } => {

@@ -169,7 +169,7 @@ impl Pipeline {
         }
         // Still under the lock: writes enter the loop's queue in sequence order. A
         // failure (the connection closed) needs no handling: there is no one to tell.
-        self.handle.async_write(out, None);
+        let _ = self.handle.async_write(out, None);
         if std::mem::take(&mut o.stalled) {
             let _ = self.handle.wake();
         }

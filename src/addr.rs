@@ -140,6 +140,39 @@ impl FromStr for Addr {
 pub trait ToAddr {
     /// Converts to an [`Addr`], parsing and resolving as needed.
     fn to_addr(&self) -> Result<Addr, Error>;
+
+    /// Converts to a datagram [`Addr`]: an address without a scheme (a bare
+    /// `HOST:PORT`, a `SocketAddr`) is taken as UDP; one that names a stream
+    /// scheme (`tcp://`, `unix://`) is refused with [`Error::WrongAddressKind`].
+    fn to_datagram_addr(&self) -> Result<Addr, Error> {
+        match self.to_addr()? {
+            Addr::Tcp(sa) => Ok(Addr::Udp(sa)),
+            Addr::Unix(p) => Err(stream_for_datagrams(&Addr::Unix(p))),
+            other => Ok(other),
+        }
+    }
+}
+
+fn stream_for_datagrams(a: &Addr) -> Error {
+    Error::WrongAddressKind {
+        addr: a.to_string(),
+        kind: "stream",
+        hint: "serve it with netloop::Engine (datagram schemes are udp://, udp4://, udp6:// and unixgram://)",
+    }
+}
+
+/// A string's datagram address: its explicit scheme decides.
+fn str_datagram_addr(s: &str) -> Result<Addr, Error> {
+    let a: Addr = s.parse()?;
+    let explicit_stream = s
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme.to_ascii_lowercase().starts_with("tcp"));
+    match a {
+        Addr::Tcp(_) if explicit_stream => Err(stream_for_datagrams(&a)),
+        Addr::Tcp(sa) => Ok(Addr::Udp(sa)),
+        Addr::Unix(_) => Err(stream_for_datagrams(&a)),
+        other => Ok(other),
+    }
 }
 
 impl ToAddr for Addr {
@@ -156,15 +189,24 @@ impl ToAddr for str {
     fn to_addr(&self) -> Result<Addr, Error> {
         self.parse()
     }
+    fn to_datagram_addr(&self) -> Result<Addr, Error> {
+        str_datagram_addr(self)
+    }
 }
 impl ToAddr for String {
     fn to_addr(&self) -> Result<Addr, Error> {
         self.parse()
     }
+    fn to_datagram_addr(&self) -> Result<Addr, Error> {
+        str_datagram_addr(self)
+    }
 }
 impl<T: ToAddr + ?Sized> ToAddr for &T {
     fn to_addr(&self) -> Result<Addr, Error> {
         (**self).to_addr()
+    }
+    fn to_datagram_addr(&self) -> Result<Addr, Error> {
+        (**self).to_datagram_addr()
     }
 }
 

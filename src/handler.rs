@@ -76,6 +76,25 @@ pub trait EventHandler: 'static {
     /// what you leave stays buffered and is seen again next time.
     fn on_traffic(&mut self, conn: &mut Conn<'_, Self::State>) -> Action;
 
+    /// The peer shut down its sending side (half-close), and
+    /// [`Options::allow_half_closure`](crate::Options::allow_half_closure) is on:
+    /// nothing more will be read, but the connection stays open for writing — a
+    /// reply computed on a worker can still be sent. Return [`Action::Close`] (the
+    /// default) to close once what is queued has been sent, or [`Action::None`] and
+    /// close later ([`Conn::close`], [`ConnHandle::close`](crate::ConnHandle::close)).
+    /// Not called when the option is off: the connection then closes as soon as
+    /// its queue is sent.
+    fn on_read_closed(&mut self, _conn: &mut Conn<'_, Self::State>) -> Action {
+        Action::Close
+    }
+
+    /// A timer set with [`Conn::set_timer`] expired. It does not repeat: set it
+    /// again from here for a periodic task (a keep-alive ping, a protocol
+    /// deadline that should warn before it closes).
+    fn on_timer(&mut self, _conn: &mut Conn<'_, Self::State>) -> Action {
+        Action::None
+    }
+
     /// The connection closed; called exactly once per opened connection. The socket
     /// is still open (addresses can be read) but writes are discarded.
     fn on_close(&mut self, _conn: &mut Conn<'_, Self::State>, _reason: &CloseReason) {}

@@ -129,10 +129,11 @@ pub mod udp;
 mod worker_pool;
 
 pub use addr::{Addr, ToAddr};
-pub use conn::{CloseReason, Conn, ConnHandle, TimeoutKind, WriteCallback, Writer};
+pub use bytes::Bytes;
+pub use conn::{CloseReason, Conn, ConnHandle, ConnId, TimeoutKind, WriteCallback, Writer};
 pub use engine::{
-    serve, Client, ClosedStats, DialCallback, DialOptions, Engine, EngineBuilder, EngineHandle,
-    LoopStats, Stats,
+    serve, Client, ClosedStats, DialCallback, DialOptions, Dialer, Engine, EngineBuilder,
+    EngineHandle, LoopStats, Stats,
 };
 pub use error::{Error, Result};
 pub use handler::{Action, EventHandler, LoopInfo};

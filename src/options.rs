@@ -64,7 +64,9 @@ pub struct Options {
     /// Default: 64 KiB.
     pub read_buffer_size: usize,
     /// Size of the pooled blocks that hold outbound bytes the socket could not take
-    /// at once. Default: 16 KiB.
+    /// at once (rounded up to a power of two, at least 4 KiB): larger blocks mean
+    /// fewer iovecs per flush for big backlogs, smaller ones less memory per
+    /// slightly backed-up connection. Default: 16 KiB.
     pub write_buffer_size: usize,
     /// Bytes of free buffer blocks each loop keeps for reuse. Default: 16 MiB.
     pub buffer_pool_bytes: usize,

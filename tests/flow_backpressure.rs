@@ -201,14 +201,18 @@ fn flood_never_reading_peer_with_water_marks_stays_bounded() {
     });
 }
 
-/// The same flood against a naive echo that ignores writability: the outbound cap
-/// closes the connection with `OutboundOverflow` instead of queuing 200 MiB.
+/// The same flood against a naive echo that ignores writability, with read
+/// backpressure off: the outbound cap closes the connection with
+/// `OutboundOverflow` instead of queuing 200 MiB.
 #[test]
 fn flood_naive_echo_hits_outbound_cap() {
     let _serial = serial();
     deadline(60, || {
         let cap = 4 * MIB;
-        let (engine, p) = start(Mode2::Echo, false, |o| o.max_outbound_bytes = cap);
+        let (engine, p) = start(Mode2::Echo, false, |o| {
+            o.max_outbound_bytes = cap;
+            o.read_backpressure = false;
+        });
         let addr = tcp_addr(&engine);
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = sample_held(engine.handle(), stop.clone());
@@ -255,18 +259,23 @@ fn async_writes_count_toward_outbound_cap() {
         let ok = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(AtomicUsize::new(0));
         for _ in 0..64 {
-            let (ok, overflow) = (ok.clone(), overflow.clone());
-            h.async_write(
+            let (ok2, overflow2) = (ok.clone(), overflow.clone());
+            // Each write is accounted for once: its callback, or (once the overflow
+            // closed the connection) the error returned at once.
+            let res = h.async_write(
                 vec![7u8; MIB],
                 Some(Box::new(move |r| match r {
                     Ok(()) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
+                        ok2.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
-                        overflow.fetch_add(1, Ordering::Relaxed);
+                        overflow2.fetch_add(1, Ordering::Relaxed);
                     }
                 })),
             );
+            if res.is_err() {
+                overflow.fetch_add(1, Ordering::Relaxed);
+            }
         }
         assert!(wait_until(Duration::from_secs(10), || ok
             .load(Ordering::Relaxed)
@@ -372,6 +381,48 @@ fn pause_and_resume_read_through_handle() {
         h.resume_read().unwrap();
         std::io::Read::read_exact(&mut c, &mut back).unwrap();
         assert_eq!(&back, b"again");
+        engine.stop();
+    });
+}
+
+/// The same flood against the same naive echo with the defaults: read
+/// backpressure stops reading the connection while it is unwritable, so the peer
+/// is held by TCP flow control, memory stays at the water marks, and the
+/// connection is not closed (before `read_backpressure`, the echo grew its queue
+/// to the outbound cap and was closed).
+#[test]
+fn flood_naive_echo_is_held_by_read_backpressure() {
+    let _serial = serial();
+    deadline(60, || {
+        let (engine, p) = start(Mode2::Echo, false, |_| {});
+        let high = Options::default().write_high_water as u64;
+        let addr = tcp_addr(&engine);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = sample_held(engine.handle(), stop.clone());
+        let flooder = std::thread::spawn(move || flood(addr, 200 * MIB, Duration::from_secs(1)));
+        std::thread::sleep(Duration::from_millis(50));
+        let rtt = timed_round_trip(addr, b"still served");
+        let (sent, sock) = flooder.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let max_held = sampler.join().unwrap();
+        eprintln!(
+            "FIGURES flood+backpressure: sent={} KiB, max held={} KiB, rtt={rtt:?}",
+            sent / 1024,
+            max_held / 1024
+        );
+        assert!(sent < 200 * MIB, "TCP flow control should stop the peer");
+        // The high mark, plus what one read and one echo can add on top of it.
+        let bound = high + 2 * Options::default().read_buffer_size as u64;
+        assert!(max_held <= bound, "held {max_held} > {bound}");
+        // Only the round-trip client has gone; the flooder is still served.
+        let closes = p.closes.lock().unwrap().clone();
+        assert_eq!(closes, ["PeerClosed"]);
+        assert_eq!(engine.handle().connection_count(), 1);
+        drop(sock);
+        assert!(wait_no_connections(
+            &engine.handle(),
+            Duration::from_secs(5)
+        ));
         engine.stop();
     });
 }

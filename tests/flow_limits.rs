@@ -32,14 +32,15 @@ impl EventHandler for Echo {
             conn.writev(&[b"", b""]).unwrap();
             conn.writev(&[]).unwrap();
             let p = self.p.clone();
-            conn.handle().async_write(
+            let _ = conn.handle().async_write(
                 Vec::new(),
                 Some(Box::new(move |r| {
                     assert!(r.is_ok());
                     p.callbacks.fetch_add(1, Ordering::Relaxed);
                 })),
             );
-            conn.handle()
+            let _ = conn
+                .handle()
                 .async_writev(vec![Vec::new(), Vec::new()], None);
             conn.flush().unwrap();
         }

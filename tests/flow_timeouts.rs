@@ -153,7 +153,7 @@ fn read_timeout_ignores_paused_time_and_server_push() {
         h.resume_read().unwrap();
         // The server pushes traffic, but nothing is received: still a read timeout.
         for _ in 0..10 {
-            h.async_write(b"push".to_vec(), None);
+            let _ = h.async_write(b"push".to_vec(), None);
             std::thread::sleep(Duration::from_millis(25));
         }
         assert!(wait_until(Duration::from_secs(2), || !closes(&p).is_empty()));

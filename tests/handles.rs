@@ -77,7 +77,8 @@ fn async_writes_from_many_threads_all_arrive_in_per_thread_order() {
                             r.unwrap();
                             acked.fetch_add(1, Ordering::SeqCst);
                         })),
-                    );
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -127,13 +128,18 @@ fn close_racing_queued_writes_completes_every_callback() {
                 let (h, calls) = (handle.clone(), calls.clone());
                 std::thread::spawn(move || {
                     for _ in 0..200 {
-                        let calls = calls.clone();
-                        h.async_write(
+                        let c2 = calls.clone();
+                        // Every write is accounted for exactly once: refused at
+                        // once (the connection is known closed), or its callback.
+                        let res = h.async_write(
                             vec![1u8; 1024],
                             Some(Box::new(move |_| {
-                                calls.fetch_add(1, Ordering::SeqCst);
+                                c2.fetch_add(1, Ordering::SeqCst);
                             })),
                         );
+                        if res.is_err() {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 })
             })
@@ -180,22 +186,28 @@ fn stale_handle_cannot_reach_a_reused_slot() {
     // The next connection takes the same slot (index) with a new generation.
     let mut second = connect(&addr);
     let new = handle_of(&hub, 1);
-    assert_eq!(
-        format!("{old:?}").split("gen").next(),
-        format!("{new:?}").split("gen").next(),
-        "same slot reused"
-    );
-    let (tx, rx) = mpsc::channel();
-    old.async_write(
-        b"must not arrive".to_vec(),
+    assert_eq!(old.id().slot(), new.id().slot(), "same slot reused");
+    assert_ne!(old.id(), new.id(), "a new generation");
+    assert_ne!(old, new);
+    // The stale handle knows at once: every operation says the connection is closed
+    // (the callback of a refused write is not called: the error is returned).
+    assert!(!old.is_open() && new.is_open());
+    let (tx, rx) = mpsc::channel::<Result<(), Error>>();
+    let res = old.async_write(
+        &b"must not arrive"[..],
         Some(Box::new(move |r| tx.send(r).unwrap())),
     );
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
-        Err(Error::ConnectionClosed)
-    ));
-    assert!(old.wake().is_ok(), "queued, then dropped by the loop");
-    new.async_write(b"for the new one".to_vec(), None);
+    assert!(matches!(res, Err(Error::ConnectionClosed)), "{res:?}");
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    for (op, res) in [
+        ("wake", old.wake()),
+        ("close", old.close()),
+        ("pause_read", old.pause_read()),
+        ("resume_read", old.resume_read()),
+    ] {
+        assert!(matches!(res, Err(Error::ConnectionClosed)), "{op}: {res:?}");
+    }
+    new.async_write(&b"for the new one"[..], None).unwrap();
     let mut b = [0u8; 15];
     second.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"for the new one");

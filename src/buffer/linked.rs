@@ -3,7 +3,8 @@
 //! A [`LinkedBuffer`] is the write side of a connection: bytes the
 //! application wants to send are queued here while the socket is not
 //! writable, then flushed with one `writev` over [`io_slices`]. Small writes
-//! are copied into fixed-size pooled blocks ([`BLOCK_SIZE`]); large payloads
+//! are copied into fixed-size pooled blocks (the pool's outbound block size,
+//! [`BLOCK_SIZE`] by default); large payloads
 //! can be handed over as an owned `Vec<u8>` with no copy at all. Because the
 //! queue is a list of independent blocks, a backlog of many megabytes never
 //! needs one big contiguous reallocation, and consumed blocks go straight
@@ -11,6 +12,7 @@
 //!
 //! [`io_slices`]: LinkedBuffer::io_slices
 
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
@@ -26,7 +28,9 @@ pub const BLOCK_SIZE: usize = 16 << 10;
 ///   pointer.
 /// * [`push`](Self::push) copies into pooled [`BLOCK_SIZE`] blocks, filling
 ///   the last block before taking a new one.
-/// * [`push_owned`](Self::push_owned) queues a `Vec<u8>` without copying;
+/// * [`push_bytes`](Self::push_bytes) queues a [`Bytes`] (one buffer shared by
+///   many connections, as a broadcast has) and [`push_owned`](Self::push_owned)
+///   a `Vec<u8>`, both without copying;
 ///   it is freed (not pooled) once sent.
 /// * [`io_slices`](Self::io_slices) exposes the queue as `IoSlice`s for a
 ///   single vectored write; [`consume`](Self::consume) then drops what the
@@ -83,15 +87,16 @@ struct Block {
 enum Storage {
     /// Taken from the pool; given back when consumed.
     Pooled(Box<[u8]>),
-    /// Handed over by `push_owned`; freed when consumed.
-    Owned(Vec<u8>),
+    /// Handed over by `push_bytes` or `push_owned`; released (its reference
+    /// dropped) when consumed.
+    Shared(Bytes),
 }
 
 impl Block {
     fn bytes(&self) -> &[u8] {
         match &self.storage {
             Storage::Pooled(b) => &b[self.start..self.end],
-            Storage::Owned(v) => &v[self.start..self.end],
+            Storage::Shared(v) => &v[self.start..self.end],
         }
     }
 
@@ -135,8 +140,9 @@ impl LinkedBuffer {
     }
 
     /// Copies `data` to the back of the queue: first into the spare room of
-    /// the last block if it is pooled, then into new pooled blocks of
-    /// [`BLOCK_SIZE`] bytes.
+    /// the last block if it is pooled, then into new pooled blocks of the pool's
+    /// [outbound block size](BufferPool::outbound_block) ([`BLOCK_SIZE`] unless
+    /// configured).
     pub fn push(&mut self, mut data: &[u8], pool: &mut BufferPool) {
         if data.is_empty() {
             return;
@@ -155,7 +161,7 @@ impl LinkedBuffer {
             data = &data[n..];
         }
         while !data.is_empty() {
-            let mut buf = pool.take(BLOCK_SIZE);
+            let mut buf = pool.take(pool.outbound_block());
             let n = data.len().min(buf.len());
             buf[..n].copy_from_slice(&data[..n]);
             data = &data[n..];
@@ -170,6 +176,14 @@ impl LinkedBuffer {
     /// Queues `data` without copying it. The vector is freed, not pooled,
     /// once all of its bytes have been consumed. An empty vector is ignored.
     pub fn push_owned(&mut self, data: Vec<u8>) {
+        self.push_bytes(Bytes::from(data));
+    }
+
+    /// Queues a shared buffer without copying it: the queue holds a reference,
+    /// dropped once all of its bytes have been consumed. The same [`Bytes`] can be
+    /// queued on any number of connections (a broadcast holds one copy of the
+    /// message, not one per connection). An empty buffer is ignored.
+    pub fn push_bytes(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
         }
@@ -178,7 +192,7 @@ impl LinkedBuffer {
         inner.blocks.push_back(Block {
             start: 0,
             end: data.len(),
-            storage: Storage::Owned(data),
+            storage: Storage::Shared(data),
         });
     }
 
@@ -380,5 +394,20 @@ mod tests {
         assert_eq!(pool.pooled_bytes(), 3 * BLOCK_SIZE);
         buf.push(b"x", &mut pool);
         assert_eq!(pool.stats().allocated, 3, "reused a pooled block");
+    }
+
+    #[test]
+    fn blocks_follow_the_pools_outbound_block_size() {
+        let mut pool = BufferPool::default().with_outbound_block(64 << 10);
+        let mut buf = LinkedBuffer::new();
+        buf.push(&[7u8; 10 << 10], &mut pool);
+        buf.push(&[8u8; 30 << 10], &mut pool);
+        assert_eq!(buf.block_count(), 1, "40 KiB fit one 64 KiB block");
+        assert_eq!(buf.front().len(), 40 << 10);
+        buf.clear(&mut pool);
+        let mut small = BufferPool::default();
+        buf.push(&[7u8; 40 << 10], &mut small);
+        assert_eq!(buf.block_count(), 3, "16 KiB blocks by default");
+        buf.clear(&mut small);
     }
 }

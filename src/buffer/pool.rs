@@ -67,6 +67,8 @@ pub struct BufferPool {
     free: Vec<Vec<Box<[u8]>>>,
     pooled_bytes: usize,
     max_pooled_bytes: usize,
+    /// Size of the blocks outbound queues copy small writes into.
+    outbound_block: usize,
     stats: PoolStats,
 }
 
@@ -79,6 +81,7 @@ impl BufferPool {
             free: Vec::new(),
             pooled_bytes: 0,
             max_pooled_bytes,
+            outbound_block: crate::buffer::linked::BLOCK_SIZE,
             stats: PoolStats {
                 taken: 0,
                 allocated: 0,
@@ -86,6 +89,20 @@ impl BufferPool {
                 dropped: 0,
             },
         }
+    }
+
+    /// This pool with outbound blocks of `size` bytes (rounded up like every
+    /// block: a power of two, at least [`MIN_BLOCK`]): the blocks a
+    /// [`LinkedBuffer`](crate::buffer::LinkedBuffer) copies small writes into.
+    /// Default: [`BLOCK_SIZE`](crate::buffer::linked::BLOCK_SIZE).
+    pub const fn with_outbound_block(mut self, size: usize) -> Self {
+        self.outbound_block = Self::block_size_for(size);
+        self
+    }
+
+    /// The size of the blocks outbound queues copy into.
+    pub const fn outbound_block(&self) -> usize {
+        self.outbound_block
     }
 
     /// Returns the block length `take(min_len)` would hand out: `min_len`

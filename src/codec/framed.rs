@@ -84,7 +84,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Codec, CodecError, CodecSpec, Encoder};
-use crate::{Action, CloseReason, Conn, ConnHandle, EventHandler, LoopInfo, Writer};
+use crate::{Action, CloseReason, Conn, ConnHandle, ConnId, EventHandler, LoopInfo, Writer};
 
 /// An application's callbacks for whole frames, run by [`Framed`].
 ///
@@ -198,7 +198,7 @@ pub struct FrameConn<'a, 'w, S> {
     encoder: &'a dyn Encoder,
     state: &'a mut S,
     handle: &'a ConnHandle,
-    id: u64,
+    id: ConnId,
     loop_index: usize,
     close: bool,
     write_failed: bool,
@@ -210,7 +210,7 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
         encoder: &'a dyn Encoder,
         state: &'a mut S,
         handle: &'a ConnHandle,
-        id: u64,
+        id: ConnId,
         loop_index: usize,
     ) -> Self {
         FrameConn {
@@ -339,8 +339,8 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
         self.handle.clone()
     }
 
-    /// An id unique among this loop's open connections (as [`Conn::id`]).
-    pub fn id(&self) -> u64 {
+    /// The connection's engine-wide identity (as [`Conn::id`]).
+    pub fn id(&self) -> ConnId {
         self.id
     }
 
@@ -422,7 +422,7 @@ pub struct Framed<C, F: FrameHandler> {
     /// The state of the connection whose callback is running, moved out of the
     /// connection while the connection is split (so that a panicking callback does
     /// not lose it: `on_close` takes it back from here).
-    parked: Option<(u64, PerConn<C, F::State>)>,
+    parked: Option<(ConnId, PerConn<C, F::State>)>,
 }
 
 impl<C: Codec, F: FrameHandler> Framed<C, F> {
@@ -645,7 +645,7 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
         if let Some(e) = error {
             // No more frames are delivered; the engine closes once the queue drains
             // and reports CloseReason::Protocol to on_close.
-            tracing::warn!(conn = id, loop_index, error = %e, "undecodable frame; closing the connection");
+            tracing::warn!(conn = %id, loop_index, error = %e, "undecodable frame; closing the connection");
             let msg = e.to_string();
             pc.error = Some(msg.clone().into_boxed_str());
             rejected = Some(msg);

@@ -4,6 +4,7 @@ use super::flow::Flow;
 use crate::buffer::BufferPool;
 use crate::engine::shared::LoopShared;
 use crate::engine::stats::Tally;
+use crate::engine::EngineHandle;
 use std::sync::Arc;
 
 /// The loop's side of every connection operation: its buffer pool, flow settings,
@@ -17,6 +18,8 @@ pub(crate) struct LoopIo {
     /// Per-message counters, published to the loop's shared stats once per round.
     pub(crate) tally: Tally,
     pub(crate) shared: Arc<LoopShared>,
+    /// The engine the loop belongs to (for dialers handed to handlers).
+    pub(crate) engine: EngineHandle,
     /// Handler writes go to the socket at once when nothing is queued (readiness
     /// drivers); otherwise they are queued and the driver sends them.
     pub(crate) inline_sends: bool,

@@ -13,10 +13,11 @@ mod writer;
 
 pub(crate) use flow::Flow;
 pub(crate) use handle::run_callback;
-pub use handle::{ConnHandle, WriteCallback};
+pub use handle::{ConnHandle, ConnId, WriteCallback};
 pub(crate) use loop_io::LoopIo;
 pub use reason::{CloseReason, TimeoutKind};
 pub(crate) use state::{flag, ConnInner, Drain};
+pub(crate) use timeouts::Expiry;
 pub(crate) use writer::WriteError;
 pub use writer::Writer;
 use writer::{closed_error, failure, WriteMode};
@@ -287,7 +288,7 @@ impl<'a, S> Conn<'a, S> {
     pub fn close_with(&mut self, reason: CloseReason) {
         if self.inner.draining.is_none() {
             let now = self.io.now;
-            self.inner.cold_mut(now).close_reason = Some(reason);
+            self.inner.cold_mut(now).close_reason = Some(Box::new(reason));
             self.inner.drain(Drain::Custom);
         }
     }
@@ -309,6 +310,7 @@ impl<'a, S> Conn<'a, S> {
         let c = self.cfg_mut();
         c.high = high;
         c.low = low.min(high);
+        self.inner.tidy_timing(&self.io.flow);
     }
 
     /// This connection's (low, high) outbound water marks.
@@ -351,6 +353,7 @@ impl<'a, S> Conn<'a, S> {
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         let t = self.to_ticks(timeout);
         self.cfg_mut().idle = t;
+        self.inner.tidy_timing(&self.io.flow);
     }
 
     /// Sets this connection's read timeout (`None`: off): it closes with
@@ -359,6 +362,7 @@ impl<'a, S> Conn<'a, S> {
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         let t = self.to_ticks(timeout);
         self.cfg_mut().read = t;
+        self.inner.tidy_timing(&self.io.flow);
     }
 
     /// Sets this connection's write (stall) timeout (`None`: off): it closes with
@@ -367,6 +371,7 @@ impl<'a, S> Conn<'a, S> {
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         let t = self.to_ticks(timeout);
         self.cfg_mut().write = t;
+        self.inner.tidy_timing(&self.io.flow);
     }
 
     /// Sets an absolute deadline (`None`: clears it): at that instant the
@@ -380,6 +385,24 @@ impl<'a, S> Conn<'a, S> {
         // The tick after the one the deadline falls in: never early.
         let t = deadline.map_or(0, |d| clock.tick(d) + 1);
         self.cfg_mut().deadline = t;
+        if t == 0 {
+            self.inner.tidy_timing(&self.io.flow);
+        }
+    }
+
+    /// Sets the connection's timer (`None`: clears it): at that instant
+    /// [`EventHandler::on_timer`](crate::EventHandler::on_timer) runs for this
+    /// connection, once. Unlike [`set_deadline`](Conn::set_deadline) it does not
+    /// close anything: the handler decides (send a keep-alive ping, warn, close).
+    /// One timer per connection; setting it again replaces it. Like the timeouts it
+    /// lives on the loop's timing wheel: it fires up to two ticks late, never early.
+    pub fn set_timer(&mut self, at: Option<Instant>) {
+        let clock = self.io.flow.clock;
+        let t = at.map_or(0, |d| clock.tick(d) + 1);
+        self.inner.set_timer_tick(t, self.io.now);
+        if t == 0 {
+            self.inner.tidy_timing(&self.io.flow);
+        }
     }
 
     /// The per-connection state.
@@ -392,6 +415,16 @@ impl<'a, S> Conn<'a, S> {
         &mut self.inner.state
     }
 
+    /// A dialer on this connection's engine, typed by the handler's state: dial
+    /// new connections (served by the same handler) with their initial state, for
+    /// example an upstream paired with this client.
+    pub fn dialer(&self) -> crate::Dialer<S>
+    where
+        S: Send + 'static,
+    {
+        crate::Dialer::new(self.io.engine.clone())
+    }
+
     /// A handle for other threads.
     pub fn handle(&self) -> ConnHandle {
         ConnHandle {
@@ -401,9 +434,9 @@ impl<'a, S> Conn<'a, S> {
         }
     }
 
-    /// An id unique among this loop's open connections (slot index and generation).
-    pub fn id(&self) -> u64 {
-        (u64::from(self.gen) << 32) | u64::from(self.index)
+    /// The connection's engine-wide identity (the same as its handles' [`ConnHandle::id`]).
+    pub fn id(&self) -> ConnId {
+        ConnId::new(self.io.shared.index, self.index, self.gen)
     }
 
     /// Index of the event loop serving this connection.

@@ -52,6 +52,11 @@ pub(crate) mod flag {
     pub(crate) const DRAINING: u8 = 1 << 5;
     /// Bytes pass through transport layers (kept in the cold state).
     pub(crate) const LAYERED: u8 = 1 << 6;
+    /// Closed on this side while the peer may still be sending: what arrives is
+    /// read and dropped; once the queue is sent the sending side is shut down and
+    /// the connection waits for the peer's end of stream, at most the linger time
+    /// (see `Options::linger_timeout`).
+    pub(crate) const LINGERING: u8 = 1 << 7;
 }
 
 /// The loop-private part of a connection, stored in the loop's slab.
@@ -81,26 +86,31 @@ pub(crate) struct ConnInner<S> {
 }
 
 /// The rarely used part of a connection, boxed so that a plain idle connection
-/// stays a few words: it exists while async-write callbacks wait, after a write
+/// stays a few words (and the rarer parts of it boxed again, so that a connection
+/// with only a timer or timeout stamps holds about 80 bytes more): it exists while async-write callbacks wait, after a write
 /// failed, once the handler overrides a per-connection setting, and — for the
 /// traffic stamps the timeouts need — whenever timeouts are on.
 pub(crate) struct Cold {
-    pub(super) waiters: Option<WriteWaiters>,
+    pub(super) waiters: Option<Box<WriteWaiters>>,
     /// An error met while writing inside a callback; the loop closes with it.
-    pub(super) failed: Option<CloseReason>,
-    pub(super) cfg: Option<ConnConfig>,
+    pub(super) failed: Option<Box<CloseReason>>,
+    pub(super) cfg: Option<Box<ConnConfig>>,
     /// The reason given to [`Conn::close_with`], reported once the queue drains.
-    pub(super) close_reason: Option<CloseReason>,
+    pub(super) close_reason: Option<Box<CloseReason>>,
     /// Tick of the last byte received / of the last byte the kernel took (or of
     /// the moment the outbound queue became non-empty).
     pub(super) last_rx: u64,
     pub(super) last_tx: u64,
     /// The tick of this connection's live timing-wheel entry (0: none).
     pub(super) armed: u64,
+    /// The tick of the handler's timer ([`Conn::set_timer`](crate::Conn::set_timer); 0: none).
+    pub(super) timer: u64,
     /// Timeouts are on for this connection: keep the box (and its stamps).
     pub(super) timed: bool,
     /// The connection's transport layers (see `crate::transport`).
     pub(crate) layers: Option<Box<Layers>>,
+    /// Lingering: the sending side has been shut down.
+    pub(super) write_shut: bool,
 }
 
 impl Cold {
@@ -113,8 +123,10 @@ impl Cold {
             last_rx: now,
             last_tx: now,
             armed: 0,
+            timer: 0,
             timed,
             layers: None,
+            write_shut: false,
         })
     }
 }
@@ -193,20 +205,30 @@ impl<S> ConnInner<S> {
         }
     }
 
-    /// Should the loop read this connection now?
+    /// Should the loop read this connection now (for its handler)? Not after end
+    /// of stream, while paused or closing, at the inbound cap, nor — with read
+    /// backpressure — while unwritable.
     #[inline]
-    pub(crate) fn wants_read(&self, max_in: usize) -> bool {
-        self.flags & (flag::READ_CLOSED | flag::PAUSED | flag::DRAINING) == 0
-            && self.inbound.len() < max_in
+    pub(crate) fn wants_read(&self, f: &Flow) -> bool {
+        self.flags & f.no_read == 0 && self.inbound.len() < f.max_in
     }
 
     /// Should the loop read this connection now, straight into the handler's view?
     /// Like [`wants_read`](Self::wants_read), and no transport layer: one mask test,
     /// so the read fast path pays nothing for layers.
     #[inline]
-    pub(crate) fn reads_plain(&self, max_in: usize) -> bool {
-        self.flags & (flag::READ_CLOSED | flag::PAUSED | flag::DRAINING | flag::LAYERED) == 0
-            && self.inbound.len() < max_in
+    pub(crate) fn reads_plain(&self, f: &Flow) -> bool {
+        self.flags & f.no_plain_read == 0 && self.inbound.len() < f.max_in
+    }
+
+    /// Lingering, has the sending side been shut down?
+    pub(crate) fn write_shut(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.write_shut)
+    }
+
+    /// Records that the sending side has been shut down (lingering).
+    pub(crate) fn set_write_shut(&mut self, now: u64) {
+        self.cold_mut(now).write_shut = true;
     }
 
     /// The connection's transport layers, if it has any.
@@ -238,6 +260,7 @@ impl<S> ConnInner<S> {
                 .cold
                 .as_mut()
                 .and_then(|c| c.close_reason.take())
+                .map(|r| *r)
                 .unwrap_or(CloseReason::Local),
             other => other.reason(),
         }
@@ -245,23 +268,23 @@ impl<S> ConnInner<S> {
 
     /// Takes the failure a write recorded, if any.
     pub(crate) fn take_failed(&mut self) -> Option<CloseReason> {
-        self.cold.as_mut().and_then(|c| c.failed.take())
+        self.cold.as_mut().and_then(|c| c.failed.take()).map(|r| *r)
     }
 
     /// Records a write failure; the loop closes the connection with it.
     pub(crate) fn set_failed(&mut self, reason: CloseReason, now: u64) {
-        self.cold_mut(now).failed = Some(reason);
+        self.cold_mut(now).failed = Some(Box::new(reason));
     }
 
     /// Per-connection overrides, if the handler set any.
     pub(crate) fn cfg(&self) -> Option<&ConnConfig> {
-        self.cold.as_ref().and_then(|c| c.cfg.as_ref())
+        self.cold.as_ref().and_then(|c| c.cfg.as_deref())
     }
 
     /// The interest this connection should have now.
-    pub(crate) fn wanted_interest(&self, max_in: usize) -> Interest {
+    pub(crate) fn wanted_interest(&self, f: &Flow) -> Interest {
         Interest::NONE
-            .with_read(self.wants_read(max_in))
+            .with_read(self.wants_read(f) || self.is(flag::LINGERING))
             .with_write(!self.outbound.is_empty())
     }
 
@@ -290,7 +313,7 @@ impl<S> ConnInner<S> {
             && self.inbound.len() == self.acct_in as usize
             && !self.has_failed()
             && !self.is(flag::UNWRITABLE)
-            && self.interest == self.wanted_interest(f.max_in)
+            && self.interest == self.wanted_interest(f)
             && !self.has_timers(f)
     }
 
@@ -358,6 +381,14 @@ mod tests {
 
     /// An idle connection is this struct and nothing else (it is the whole slab
     /// slot): keep it within 48 bytes.
+    #[test]
+    fn cold_part_stays_small() {
+        // Every rare part of it is boxed again: a connection with only a timer or
+        // traffic stamps pays this much, not the size of everything it could hold.
+        let size = std::mem::size_of::<Cold>();
+        assert!(size <= 80, "Cold is {size} bytes");
+    }
+
     #[test]
     fn idle_connection_stays_small() {
         let size = std::mem::size_of::<ConnInner<()>>();

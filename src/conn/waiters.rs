@@ -22,13 +22,12 @@ impl<S> ConnInner<S> {
             return;
         }
         let queued = self.outbound.len() as u64;
-        let w = self
-            .cold_mut(now)
-            .waiters
-            .get_or_insert_with(|| WriteWaiters {
+        let w = self.cold_mut(now).waiters.get_or_insert_with(|| {
+            Box::new(WriteWaiters {
                 sent: 0,
                 waiters: VecDeque::new(),
-            });
+            })
+        });
         // The callback's bytes are the last ones queued: it fires once everything
         // queued now has been sent.
         let end = w.sent + queued;

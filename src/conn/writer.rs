@@ -9,6 +9,7 @@ use crate::buffer::{BufferPool, LinkedBuffer};
 use crate::conn::CloseReason;
 use crate::error::Error;
 use crate::sys;
+use bytes::Bytes;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -63,14 +64,14 @@ impl<S> ConnInner<S> {
 
     /// Queues an owned buffer without copying it (an async write; the loop
     /// flushes after the task batch), unless that would pass `max_out`.
-    pub(crate) fn queue_owned(&mut self, data: Vec<u8>, io: &mut LoopIo) -> Result<(), WriteError> {
+    pub(crate) fn queue_owned(&mut self, data: Bytes, io: &mut LoopIo) -> Result<(), WriteError> {
         if data.is_empty() {
             return Ok(());
         }
         if self.outbound.len() + data.len() > io.flow.max_out {
             return Err(WriteError::Overflow);
         }
-        self.outbound.push_owned(data);
+        self.outbound.push_bytes(data);
         Ok(())
     }
 }
@@ -269,7 +270,7 @@ fn send_or_queue_slow(
 ) -> io::Result<()> {
     let now = io.now;
     let fail = |cold: &mut Option<Box<Cold>>, e: WriteError| {
-        cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(e.close_reason());
+        cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(Box::new(e.close_reason()));
         Err(e.into_io())
     };
     if let Some(res) = first {
@@ -298,7 +299,7 @@ fn send_or_queue_slow(
         // out as far as the socket takes it.
         if let Err(reason) = layers.send(bufs, outbound, &mut io.pool) {
             let e = io::Error::other(reason.to_string());
-            cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(reason);
+            cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(Box::new(reason));
             return Err(e);
         }
         if outbound.len() > io.flow.max_out {

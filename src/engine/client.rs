@@ -1,8 +1,9 @@
 //! [`Client`]: an engine that only dials (gnet's `Client`).
 
+use crate::addr::Addr;
 use crate::addr::ToAddr;
 use crate::conn::ConnHandle;
-use crate::engine::dialer::DialOptions;
+use crate::engine::dialer::{DialOptions, Dialer};
 use crate::engine::{Engine, EngineBuilder, EngineHandle};
 use crate::error::{Error, Result};
 use crate::handler::EventHandler;
@@ -39,65 +40,85 @@ use std::os::fd::OwnedFd;
 /// server.stop();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
-pub struct Client {
+pub struct Client<S = ()> {
     engine: Engine,
+    dialer: Dialer<S>,
+}
+
+impl<S> std::fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("engine", &self.engine)
+            .finish()
+    }
 }
 
 impl EngineBuilder {
     /// Starts loops that serve only outgoing connections (no listening address is
     /// needed; any given are still bound). The handler factory is as for
     /// [`start`](Self::start).
-    pub fn start_client<H, F>(mut self, factory: F) -> Result<Client>
+    pub fn start_client<H, F>(mut self, factory: F) -> Result<Client<H::State>>
     where
         H: EventHandler,
+        H::State: Send,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         self.client = true;
-        Ok(Client {
-            engine: self.start(factory)?,
-        })
+        let engine = self.start(factory)?;
+        let dialer = Dialer::new(engine.handle());
+        Ok(Client { engine, dialer })
     }
 
     /// [`start_client`](Self::start_client) with a clone of `handler` per loop.
-    pub fn start_client_with<H>(self, handler: H) -> Result<Client>
+    pub fn start_client_with<H>(self, handler: H) -> Result<Client<H::State>>
     where
         H: EventHandler + Clone + Send,
+        H::State: Send,
     {
         let proto = std::sync::Mutex::new(handler);
         self.start_client(move |_| proto.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
 
-impl Client {
+impl<S: Send + 'static> Client<S> {
     /// A handle for other threads (dial, stop, counts).
     pub fn handle(&self) -> EngineHandle {
         self.engine.handle()
     }
 
-    /// See [`EngineHandle::dial`].
+    /// A dialer typed by the handler's state, for other threads.
+    pub fn dialer(&self) -> Dialer<S> {
+        self.dialer.clone()
+    }
+
+    /// The addresses bound, if listening addresses were given too.
+    pub fn local_addrs(&self) -> &[Addr] {
+        self.engine.local_addrs()
+    }
+
+    /// See [`Dialer::dial`].
     pub fn dial(
         &self,
         addr: impl ToAddr,
-        opts: DialOptions,
+        opts: DialOptions<S>,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        self.engine.handle().dial(addr, opts, cb)
+        self.dialer.dial(addr, opts, cb)
     }
 
-    /// See [`EngineHandle::dial_blocking`].
-    pub fn dial_blocking(&self, addr: impl ToAddr, opts: DialOptions) -> Result<ConnHandle> {
-        self.engine.handle().dial_blocking(addr, opts)
+    /// See [`Dialer::dial_blocking`].
+    pub fn dial_blocking(&self, addr: impl ToAddr, opts: DialOptions<S>) -> Result<ConnHandle> {
+        self.dialer.dial_blocking(addr, opts)
     }
 
-    /// See [`EngineHandle::adopt`].
+    /// See [`Dialer::adopt`].
     pub fn adopt(
         &self,
         socket: impl Into<OwnedFd>,
-        opts: DialOptions,
+        opts: DialOptions<S>,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        self.engine.handle().adopt(socket, opts, cb)
+        self.dialer.adopt(socket, opts, cb)
     }
 
     /// Connections open across the loops.

@@ -24,8 +24,10 @@
 //! before the hand-off, on the caller's thread), so it must not block.
 //!
 //! Per-connection state for a dialed connection can be given up front with
-//! [`DialOptions::state`]; `on_open` then sees it (a proxy uses this to pair the
-//! upstream connection with the client it serves).
+//! [`DialOptions::state`] through a [`Dialer`] typed by the handler's `State`
+//! ([`Conn::dialer`](crate::Conn::dialer), [`Client::dialer`](crate::Client::dialer));
+//! `on_open` then sees it (a proxy uses this to pair the upstream connection with
+//! the client it serves).
 //!
 //! The deadline list is deliberately minimal (a heap with lazy deletion: a
 //! finished dial's entry is skipped when it surfaces) and isolated here, so it can
@@ -35,6 +37,7 @@ use crate::addr::{Addr, ToAddr};
 use crate::conn::ConnHandle;
 use crate::driver::{Driver, Interest, Trigger};
 use crate::engine::task_queue::Task;
+use crate::engine::timer::later;
 use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -51,14 +54,28 @@ use std::time::{Duration, Instant};
 pub type DialCallback = Box<dyn FnOnce(Result<ConnHandle, Error>) + Send + 'static>;
 
 /// How to dial: timeout, which loop, the connection's initial state.
-#[derive(Default)]
-pub struct DialOptions {
+///
+/// The state's type is part of the options' type: a [`Dialer<S>`] dials with
+/// `DialOptions<S>` only, and a dialer for an engine is typed by its handler's
+/// `State` ([`Conn::dialer`](crate::Conn::dialer), [`Client::dialer`](crate::Client::dialer)),
+/// so a state of the wrong type does not compile.
+pub struct DialOptions<S = ()> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) loop_index: Option<usize>,
-    pub(crate) state: Option<Box<dyn Any + Send>>,
+    pub(crate) state: Option<S>,
 }
 
-impl std::fmt::Debug for DialOptions {
+impl<S> Default for DialOptions<S> {
+    fn default() -> Self {
+        DialOptions {
+            timeout: None,
+            loop_index: None,
+            state: None,
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for DialOptions<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DialOptions")
             .field("timeout", &self.timeout)
@@ -68,14 +85,15 @@ impl std::fmt::Debug for DialOptions {
     }
 }
 
-impl DialOptions {
+impl<S> DialOptions<S> {
     /// No timeout, the next loop round-robin, default state.
-    pub fn new() -> DialOptions {
+    pub fn new() -> DialOptions<S> {
         DialOptions::default()
     }
+
     /// Gives up (with [`Error::ConnectTimeout`]) if the connection is not
     /// established within `timeout`. Default: none (the kernel's own limit, minutes
-    /// for TCP).
+    /// for TCP). A timeout too long to represent means none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -86,12 +104,123 @@ impl DialOptions {
         self.loop_index = Some(index);
         self
     }
-    /// The connection's initial per-connection state, seen by `on_open`. Its type
-    /// must be the handler's `State`, or the dial fails with [`Error::Config`].
-    pub fn state<S: Send + 'static>(mut self, state: S) -> Self {
-        self.state = Some(Box::new(state));
+    /// The connection's initial per-connection state, seen by `on_open`; a
+    /// [`Dialer`] for the handler's `State` type takes these options.
+    pub fn state(mut self, state: S) -> Self {
+        self.state = Some(state);
         self
     }
+}
+
+/// Dials on an engine whose handler's per-connection state is `S`: like
+/// [`EngineHandle::dial`], with the new connection's initial state given in the
+/// options and checked by the compiler. Cheap to clone, usable from any thread.
+///
+/// A state of another type is a compile error, not a failed dial:
+///
+/// ```compile_fail
+/// # use netloop::{DialOptions, Dialer};
+/// fn dial(dialer: &Dialer<u32>) {
+///     dialer.dial("127.0.0.1:9000", DialOptions::new().state("not a u32"), |_| {});
+/// }
+/// ```
+///
+/// ```no_run
+/// # use netloop::{DialOptions, Dialer};
+/// fn dial(dialer: &Dialer<u32>) {
+///     dialer.dial("127.0.0.1:9000", DialOptions::new().state(7), |res| {
+///         println!("{res:?}");
+///     });
+/// }
+/// ```
+pub struct Dialer<S> {
+    pub(crate) engine: EngineHandle,
+    pub(crate) _state: std::marker::PhantomData<fn(S) -> S>,
+}
+
+impl<S> Clone for Dialer<S> {
+    fn clone(&self) -> Self {
+        Dialer {
+            engine: self.engine.clone(),
+            _state: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Dialer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("state", &std::any::type_name::<S>())
+            .finish()
+    }
+}
+
+impl<S: Send + 'static> Dialer<S> {
+    /// A dialer for `engine`, whose handler's state must be `S` (checked by the
+    /// typed constructors, which are the only callers).
+    pub(crate) fn new(engine: EngineHandle) -> Dialer<S> {
+        Dialer {
+            engine,
+            _state: std::marker::PhantomData,
+        }
+    }
+
+    /// Dials `addr` with the state in `opts` (see [`EngineHandle::dial`]).
+    pub fn dial(
+        &self,
+        addr: impl ToAddr,
+        opts: DialOptions<S>,
+        cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
+    ) {
+        let (timeout, loop_index, state) = erase(opts);
+        self.engine
+            .dial_erased(addr, timeout, loop_index, state, Box::new(cb))
+    }
+
+    /// Dials and waits for the outcome (see [`EngineHandle::dial_blocking`]).
+    pub fn dial_blocking(
+        &self,
+        addr: impl ToAddr,
+        opts: DialOptions<S>,
+    ) -> Result<ConnHandle, Error> {
+        blocking(|cb| self.dial(addr, opts, cb))
+    }
+
+    /// Serves a connected socket with the state in `opts` (see
+    /// [`EngineHandle::adopt`]).
+    pub fn adopt(
+        &self,
+        socket: impl Into<OwnedFd>,
+        opts: DialOptions<S>,
+        cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
+    ) {
+        let (_, loop_index, state) = erase(opts);
+        self.engine
+            .adopt_erased(socket.into(), loop_index, state, Box::new(cb))
+    }
+}
+
+/// Options with their state boxed for the trip to the loop.
+type Erased = (Option<Duration>, Option<usize>, Option<Box<dyn Any + Send>>);
+
+fn erase<S: Send + 'static>(opts: DialOptions<S>) -> Erased {
+    let state = opts.state.map(|s| Box::new(s) as Box<dyn Any + Send>);
+    (opts.timeout, opts.loop_index, state)
+}
+
+/// Runs a dial and waits for its callback; refuses on a loop thread (it would wait
+/// for its own loop).
+fn blocking(dial: impl FnOnce(DialCallback)) -> Result<ConnHandle, Error> {
+    if IN_LOOP.with(|f| f.get()) {
+        return Err(Error::Config(
+            "dial_blocking called on an event-loop thread; use dial".into(),
+        ));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    dial(Box::new(move |res| {
+        let _ = tx.send(res);
+    }));
+    rx.recv().unwrap_or(Err(Error::EngineStopped))
 }
 
 /// A socket on its way to a loop.
@@ -323,7 +452,10 @@ fn connect(addr: &Addr) -> io::Result<(OwnedFd, bool, bool)> {
 impl EngineHandle {
     /// Dials `addr` (`tcp://`, `tcp4://`, `tcp6://`, `unix://`, or `HOST:PORT`) and
     /// serves the connection on one of this engine's loops with the engine's
-    /// [`EventHandler`](crate::EventHandler), like an accepted one.
+    /// [`EventHandler`](crate::EventHandler), like an accepted one. The connection
+    /// starts with the default state; to give it one, dial through a typed
+    /// [`Dialer`] ([`Conn::dialer`](crate::Conn::dialer),
+    /// [`Client::dialer`](crate::Client::dialer)).
     ///
     /// `cb` is called exactly once: with the connection's [`ConnHandle`] after
     /// `on_open` ran, or with the error ([`Error::Connect`] for refused/unreachable,
@@ -335,7 +467,37 @@ impl EngineHandle {
         opts: DialOptions,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        let cb: DialCallback = Box::new(cb);
+        self.dial_erased(addr, opts.timeout, opts.loop_index, None, Box::new(cb))
+    }
+
+    /// Dials and waits for the outcome (see [`dial`](Self::dial)). Must not be
+    /// called on a loop thread (it would wait for its own loop): returns
+    /// [`Error::Config`] there.
+    pub fn dial_blocking(&self, addr: impl ToAddr, opts: DialOptions) -> Result<ConnHandle, Error> {
+        blocking(|cb| self.dial(addr, opts, cb))
+    }
+
+    /// Serves an already-connected socket (a `std::net::TcpStream`, a
+    /// `std::os::unix::net::UnixStream`, or any stream socket as an `OwnedFd`) on one
+    /// of the loops. It is made non-blocking; `cb` gets its handle after `on_open`.
+    /// Only the loop field of `opts` applies.
+    pub fn adopt(
+        &self,
+        socket: impl Into<OwnedFd>,
+        opts: DialOptions,
+        cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
+    ) {
+        self.adopt_erased(socket.into(), opts.loop_index, None, Box::new(cb))
+    }
+
+    fn dial_erased(
+        &self,
+        addr: impl ToAddr,
+        timeout: Option<Duration>,
+        loop_index: Option<usize>,
+        state: Option<Box<dyn Any + Send>>,
+        cb: DialCallback,
+    ) {
         let addr = match addr.to_addr() {
             Ok(a) => a,
             Err(e) => return cb(Err(e)),
@@ -353,45 +515,25 @@ impl EngineHandle {
         let dial = Dial {
             fd,
             connecting,
-            timeout: opts.timeout,
-            deadline: opts.timeout.map(|t| Instant::now() + t),
+            timeout,
+            deadline: timeout.map(|t| later(Instant::now(), t)),
             is_tcp,
-            state: opts.state,
+            state,
             done: Completion {
                 addr: shown,
                 cb: Some(cb),
             },
         };
-        self.hand_over(Box::new(dial), opts.loop_index);
+        self.hand_over(Box::new(dial), loop_index);
     }
 
-    /// Dials and waits for the outcome (see [`dial`](Self::dial)). Must not be
-    /// called on a loop thread (it would wait for its own loop): returns
-    /// [`Error::Config`] there.
-    pub fn dial_blocking(&self, addr: impl ToAddr, opts: DialOptions) -> Result<ConnHandle, Error> {
-        if IN_LOOP.with(|f| f.get()) {
-            return Err(Error::Config(
-                "dial_blocking called on an event-loop thread; use dial".into(),
-            ));
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.dial(addr, opts, move |res| {
-            let _ = tx.send(res);
-        });
-        rx.recv().unwrap_or(Err(Error::EngineStopped))
-    }
-
-    /// Serves an already-connected socket (a `std::net::TcpStream`, a
-    /// `std::os::unix::net::UnixStream`, or any stream socket as an `OwnedFd`) on one
-    /// of the loops. It is made non-blocking; `cb` gets its handle after `on_open`.
-    /// Only the loop and state fields of `opts` apply.
-    pub fn adopt(
+    fn adopt_erased(
         &self,
-        socket: impl Into<OwnedFd>,
-        opts: DialOptions,
-        cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
+        fd: OwnedFd,
+        loop_index: Option<usize>,
+        state: Option<Box<dyn Any + Send>>,
+        cb: DialCallback,
     ) {
-        let fd: OwnedFd = socket.into();
         let sock = socket2::SockRef::from(&fd);
         if let Err(e) = sock.set_nonblocking(true) {
             return cb(Err(Error::Io(e)));
@@ -407,13 +549,10 @@ impl EngineHandle {
             timeout: None,
             deadline: None,
             is_tcp,
-            state: opts.state,
-            done: Completion {
-                addr,
-                cb: Some(Box::new(cb)),
-            },
+            state,
+            done: Completion { addr, cb: Some(cb) },
         };
-        self.hand_over(Box::new(dial), opts.loop_index);
+        self.hand_over(Box::new(dial), loop_index);
     }
 
     fn hand_over(&self, dial: Box<Dial>, loop_index: Option<usize>) {

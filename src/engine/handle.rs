@@ -4,6 +4,7 @@ use super::shared::{LoopShared, IN_LOOP};
 use super::stats::Stats;
 use super::task_queue::Task;
 use super::threads::Running;
+use super::timer::later;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,7 +63,11 @@ impl EngineHandle {
         } else {
             self.signal_stop();
         }
-        self.wait_stopped(self.shared.drain_timeout + self.shared.stop_timeout)
+        self.wait_stopped(
+            self.shared
+                .drain_timeout
+                .saturating_add(self.shared.stop_timeout),
+        )
     }
 
     /// Stops the engine without draining: connections get one last non-blocking
@@ -87,7 +92,9 @@ impl EngineHandle {
         if IN_LOOP.with(|f| f.get()) {
             return false;
         }
-        self.shared.running.wait_until(Instant::now() + timeout)
+        self.shared
+            .running
+            .wait_until(later(Instant::now(), timeout))
     }
 
     /// Starts stopping without waiting.

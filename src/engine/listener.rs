@@ -315,6 +315,6 @@ impl Listener {
         if self.paused_until.is_none() {
             let _ = poller.delete(self.raw_fd());
         }
-        self.paused_until = Some(Instant::now() + Duration::from_secs(86_400 * 365));
+        self.paused_until = Some(crate::engine::timer::later(Instant::now(), Duration::MAX));
     }
 }

@@ -17,7 +17,7 @@ pub(crate) mod timer;
 
 pub use builder::{serve, EngineBuilder};
 pub use client::Client;
-pub use dialer::{DialCallback, DialOptions};
+pub use dialer::{DialCallback, DialOptions, Dialer};
 pub use handle::EngineHandle;
 pub use stats::{ClosedStats, LoopStats, Stats};
 

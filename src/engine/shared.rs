@@ -5,8 +5,9 @@ use super::stats::LoopCounters;
 use super::task_queue::TaskQueue;
 use std::cell::Cell;
 use std::io;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 thread_local! {
     /// Set on event-loop threads, so `stop()` called from a handler does not wait
@@ -38,6 +39,62 @@ pub(crate) struct LoopShared {
     pub(crate) queue: TaskQueue,
     pub(crate) connections: AtomicUsize,
     pub(crate) stats: LoopCounters,
+    /// Which connections are open, for handles on other threads.
+    pub(crate) live: Liveness,
+}
+
+/// Slots per leaf of a [`Liveness`] table, and leaves per branch.
+const LEAF: usize = 1024;
+const BRANCH: usize = 1024;
+/// Branches: enough for `MAX_SLOTS`.
+const BRANCHES: usize = MAX_SLOTS / (LEAF * BRANCH);
+
+type Leaf = [AtomicU32; LEAF];
+type Branch = [OnceLock<Box<Leaf>>; BRANCH];
+
+/// The generation of the connection open in each slot of a loop, readable from
+/// any thread without a lock, so that a [`ConnHandle`](crate::ConnHandle) can
+/// tell at once that its connection has closed.
+///
+/// The loop stores a slot's generation when a connection opens there and the
+/// *next* generation when it closes, so a handle matches only while its
+/// connection is open. A three-level table of 4-byte entries, grown in 4 KiB
+/// leaves as the slab grows: lookups are two atomic loads of `OnceLock`s and one
+/// of the entry.
+pub(crate) struct Liveness {
+    branches: Box<[OnceLock<Box<Branch>>]>,
+}
+
+impl Liveness {
+    fn new() -> Liveness {
+        Liveness {
+            branches: (0..BRANCHES).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn split(index: u32) -> (usize, usize, usize) {
+        let i = index as usize;
+        (i / (LEAF * BRANCH), i / LEAF % BRANCH, i % LEAF)
+    }
+
+    /// Records (loop thread only) that slot `index` now holds generation `gen`.
+    pub(crate) fn set(&self, index: u32, gen: u32) {
+        let (b, l, e) = Self::split(index);
+        let branch =
+            self.branches[b].get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
+        let leaf = branch[l].get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU32::new(0))));
+        leaf[e].store(gen, Ordering::Release);
+    }
+
+    /// Is the connection in slot `index` with generation `gen` open?
+    pub(crate) fn is_live(&self, index: u32, gen: u32) -> bool {
+        let (b, l, e) = Self::split(index);
+        self.branches
+            .get(b)
+            .and_then(|b| b.get())
+            .and_then(|branch| branch[l].get())
+            .is_some_and(|leaf| leaf[e].load(Ordering::Acquire) == gen)
+    }
 }
 
 impl LoopShared {
@@ -47,6 +104,7 @@ impl LoopShared {
             queue: TaskQueue::new()?,
             connections: AtomicUsize::new(0),
             stats: LoopCounters::default(),
+            live: Liveness::new(),
         }))
     }
 }

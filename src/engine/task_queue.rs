@@ -20,6 +20,7 @@
 use crate::conn::WriteCallback;
 use crate::sys;
 use crate::transport::LayerFactory;
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -39,14 +40,14 @@ pub(crate) enum Task {
     Write {
         index: u32,
         gen: u32,
-        data: Vec<u8>,
+        data: Bytes,
         cb: Option<WriteCallback>,
     },
     /// Write several buffers with one gathered write.
     Writev {
         index: u32,
         gen: u32,
-        data: Vec<Vec<u8>>,
+        data: Vec<Bytes>,
         cb: Option<WriteCallback>,
     },
     /// Run `on_traffic` for a connection.
@@ -162,6 +163,11 @@ impl TaskQueue {
             self.notified.store(true, Ordering::Release);
         }
         left
+    }
+
+    /// Has the loop stopped taking tasks?
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).closed
     }
 
     /// Closes the queue and returns whatever was still in it.

@@ -138,9 +138,10 @@ impl UdpEngineHandle {
         if worker::IN_UDP_LOOP.with(|f| f.get()) {
             return false;
         }
-        self.shared
-            .running
-            .wait_until(std::time::Instant::now() + self.shared.stop_timeout)
+        self.shared.running.wait_until(crate::engine::timer::later(
+            std::time::Instant::now(),
+            self.shared.stop_timeout,
+        ))
     }
 
     pub(crate) fn signal_stop(&self) {
@@ -272,17 +273,11 @@ pub struct UdpEngineBuilder {
 
 impl UdpEngineBuilder {
     /// Adds an address: `udp://`, `udp4://`, `udp6://` or `unixgram://` (a bare
-    /// `HOST:PORT` or a `SocketAddr` is taken as UDP). Several are allowed.
+    /// `HOST:PORT` or a `SocketAddr` is taken as UDP; a stream address such as
+    /// `tcp://…` is refused with [`Error::WrongAddressKind`] by `start`). Several
+    /// are allowed.
     pub fn listen(mut self, addr: impl ToAddr) -> Self {
-        let res = addr.to_addr().and_then(|a| match a {
-            // A bare HOST:PORT (or a SocketAddr) parses as TCP: take it as UDP.
-            Addr::Tcp(sa) => Ok(Addr::Udp(sa)),
-            Addr::Unix(p) => Err(Error::Config(format!(
-                "unix://{} is a stream address; use unixgram:// for datagrams",
-                p.display()
-            ))),
-            other => Ok(other),
-        });
+        let res = addr.to_datagram_addr();
         match res {
             Ok(a) => self.addrs.push(a),
             Err(e) => {

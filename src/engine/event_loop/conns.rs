@@ -79,6 +79,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             return None;
         }
         self.io.shared.stats.accepted.add(1);
+        self.io.shared.live.set(index, gen);
         if let Some(layers) = layers {
             // The handler hears of the connection once its layers are past their
             // preamble (a handshake, a header), which must end in time.
@@ -87,7 +88,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             inner.set_layers(layers, self.io.now);
             if !established {
                 if let Some(t) = timeout {
-                    let at = self.io.flow.clock.tick(Instant::now() + t) + 1;
+                    let at = self.io.flow.clock.tick(later(Instant::now(), t)) + 1;
                     inner.set_deadline_tick(at, &self.io.flow, self.io.now);
                 }
                 slot.conn = Some(inner);
@@ -115,6 +116,40 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             c.outbound.clear(&mut io.pool); // the peer is gone: nothing to wait for
         }
         !c.outbound.is_empty()
+    }
+
+    /// Lingering close, first half: a connection closed on this side (by the
+    /// handler or a handle) while the peer has not finished sending keeps reading —
+    /// and dropping — what arrives, so the peer is not left blocked on a full
+    /// window and its bytes do not pile up unread (closing with unread bytes makes
+    /// the kernel reset the connection and discard the reply not yet delivered).
+    /// See [`Options::linger_timeout`](crate::Options::linger_timeout).
+    fn start_lingering(c: &mut ConnInner<H::State>, d: Drain, io: &mut LoopIo) {
+        let asked = matches!(d, Drain::Local | Drain::Custom | Drain::Handle);
+        if asked && io.flow.linger != 0 && !c.is(flag::READ_CLOSED | flag::LINGERING) {
+            c.set(flag::LINGERING, true);
+            c.release_inbound(&mut io.pool);
+        }
+    }
+
+    /// Lingering close, second half, once everything queued has been sent: the
+    /// sending side is shut down (the peer reads the reply, then end of stream)
+    /// and the connection waits for the peer's end of stream, at most
+    /// `linger_timeout`. Returns whether it still waits (false: close now).
+    fn shut_write(c: &mut ConnInner<H::State>, io: &mut LoopIo) -> bool {
+        if c.write_shut() {
+            return true;
+        }
+        if socket2::SockRef::from(&c.fd)
+            .shutdown(std::net::Shutdown::Write)
+            .is_err()
+        {
+            return false; // already gone: nothing to wait for
+        }
+        c.set_write_shut(io.now);
+        let at = io.now + io.flow.linger + 1;
+        c.set_deadline_tick(at, &io.flow, io.now);
+        true
     }
 
     /// The connection is ready for the handler: `on_open`, then `on_traffic` if
@@ -226,7 +261,11 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return;
             }
             if let Some(d) = c.draining {
-                if c.outbound.is_empty() && !Self::goodbye(c, &mut self.io) {
+                Self::start_lingering(c, d, &mut self.io);
+                if c.outbound.is_empty()
+                    && !Self::goodbye(c, &mut self.io)
+                    && !(c.is(flag::LINGERING) && Self::shut_write(c, &mut self.io))
+                {
                     let reason = c.drain_reason(d);
                     self.close(index, reason);
                     return;
@@ -241,6 +280,10 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 break; // no crossing
             }
             c.set(flag::UNWRITABLE, !writable);
+            if writable && self.io.flow.no_read & flag::UNWRITABLE != 0 {
+                // Read backpressure ends: the read timeout starts over.
+                c.restart_rx(self.io.now);
+            }
             notified += 1;
             let res = self.invoke(index, gen, |h, c| {
                 h.on_writable_changed(c, writable);
@@ -267,7 +310,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 }
             }
         }
-        let wanted = c.wanted_interest(self.io.flow.max_in);
+        let wanted = c.wanted_interest(&self.io.flow);
         if wanted != c.interest {
             match self
                 .driver
@@ -288,6 +331,8 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         };
         let gen = inner.gen;
         inner.set(flag::CLOSED, true);
+        // Handles see it closed from now on.
+        self.io.shared.live.set(index, gen.wrapping_add(1));
         match &reason {
             CloseReason::Panicked | CloseReason::Io(_) => {
                 tracing::warn!(%reason, "connection closed")

@@ -20,7 +20,7 @@
 use crate::buffer::BufferPool;
 use crate::conn::run_callback;
 use crate::conn::CloseReason;
-use crate::conn::{flag, Conn, ConnInner, Drain, Flow, LoopIo};
+use crate::conn::{flag, Conn, ConnInner, Drain, Expiry, Flow, LoopIo};
 use crate::driver::{Driver, Epoll, Interest, Trigger};
 use crate::engine::listener::{self, Accepted, ListenSocket, Listener};
 use crate::engine::shared::{
@@ -29,7 +29,7 @@ use crate::engine::shared::{
 };
 use crate::engine::stats::Tally;
 use crate::engine::task_queue::{Layered, Task};
-use crate::engine::timer::{Clock, Entry, TimerWheel};
+use crate::engine::timer::{later, Clock, Entry, TimerWheel};
 use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
 use crate::handler::{Action, EventHandler, LoopInfo};
@@ -138,17 +138,37 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 tracing::warn!(error = %e, "could not pin event loop to a CPU");
             }
         }
-        let (driver, regs) = report(&ready, Self::setup(open_driver, &shared, listeners))?;
-        let handler = make_handler(shared.index);
+        // Everything that can fail — the driver, the listeners, the read buffer, the
+        // handler factory — happens before the loop reports ready, so `start`
+        // returns the failure instead of an engine with a dead loop.
+        let prepared = (|| {
+            let (driver, regs) = Self::setup(open_driver, &shared, listeners)?;
+            let mut read_buf = Vec::new();
+            read_buf
+                .try_reserve_exact(opts.read_buffer_size)
+                .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e.to_string()))?;
+            read_buf.resize(opts.read_buffer_size, 0u8);
+            let index = shared.index;
+            let handler = catch_unwind(AssertUnwindSafe(|| make_handler(index))).map_err(|p| {
+                io::Error::other(format!(
+                    "the handler factory panicked: {}",
+                    panic_message(&*p)
+                ))
+            })?;
+            Ok((driver, regs, read_buf.into_boxed_slice(), handler))
+        })();
+        let (driver, regs, read_buf, handler) = report(&ready, prepared)?;
         let clock = Clock::new(Instant::now(), opts.timer_resolution);
         let mut lp = EventLoop {
             io: LoopIo {
-                pool: BufferPool::new(opts.buffer_pool_bytes),
+                pool: BufferPool::new(opts.buffer_pool_bytes)
+                    .with_outbound_block(opts.write_buffer_size),
                 flow: Flow::new(&opts, clock),
                 // Refreshed before timers run and after each wait.
                 now: clock.tick(Instant::now()),
                 tally: Tally::default(),
                 shared,
+                engine: engine.clone(),
                 inline_sends: !D::COMPLETION,
             },
             wheel: TimerWheel::new(WHEEL_SLOTS),
@@ -159,7 +179,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             } else {
                 Trigger::Level
             },
-            read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
+            read_buf,
             engine,
             opts,
             handler,

@@ -96,7 +96,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             self.stopping = true; // asked twice: stop now
             return;
         }
-        self.drain_until = Some(Instant::now() + self.opts.drain_timeout);
+        self.drain_until = Some(later(Instant::now(), self.opts.drain_timeout));
         for l in &mut self.listeners {
             l.deregister(&mut self.driver);
         }

@@ -47,7 +47,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             if action == Action::Shutdown {
                 self.engine.signal_stop();
             }
-            self.next_tick = Some(now + delay);
+            self.next_tick = Some(later(now, delay));
         }
     }
 
@@ -69,9 +69,22 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             }
             c.set_armed(0, self.io.now);
             match c.next_expiry(&self.io.flow) {
-                Some((at, kind)) if at <= self.io.now => {
-                    tracing::debug!(%kind, "connection timed out");
-                    self.close(index, CloseReason::Timeout(kind));
+                Some((at, Expiry::Timer)) if at <= self.io.now => {
+                    c.set_timer_tick(0, self.io.now);
+                    c.tidy_timing(&self.io.flow);
+                    self.callback(index, gen, |h, c| h.on_timer(c));
+                }
+                Some((at, Expiry::Timeout(kind))) if at <= self.io.now => {
+                    let reason = match c.draining {
+                        // A lingering close ran out of time: it closes for the
+                        // reason it was asked to.
+                        Some(d) if c.is(flag::LINGERING) => c.drain_reason(d),
+                        _ => {
+                            tracing::debug!(%kind, "connection timed out");
+                            CloseReason::Timeout(kind)
+                        }
+                    };
+                    self.close(index, reason);
                 }
                 Some((at, _)) => {
                     c.set_armed(at, self.io.now);

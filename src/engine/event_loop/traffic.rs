@@ -61,20 +61,22 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         else {
             return false;
         };
-        let max_in = self.io.flow.max_in;
-        if !c.reads_plain(max_in) {
-            if c.is(flag::LAYERED) && c.wants_read(max_in) {
+        if !c.reads_plain(&self.io.flow) {
+            if c.is(flag::LINGERING) {
+                return self.read_lingering(index);
+            }
+            if c.is(flag::LAYERED) && c.wants_read(&self.io.flow) {
                 return self.read_layered(index, gen, read_closed);
             }
-            // Not reading (closing, half-closed, paused or at the inbound cap):
-            // only a hang-up or error matters.
+            // Not reading (closing, half-closed, paused, unwritable or at the
+            // inbound cap): only a hang-up or error matters.
             if error {
                 self.on_hangup(index);
             }
             return false;
         }
         // Never buffer past the inbound cap.
-        let want = (max_in - c.inbound.len()).min(self.read_buf.len());
+        let want = (self.io.flow.max_in - c.inbound.len()).min(self.read_buf.len());
         match crate::sys::read(c.fd.as_fd(), &mut self.read_buf[..want]) {
             Ok(0) => {
                 self.on_eof(index);
@@ -204,14 +206,62 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         n == want || read_closed
     }
 
+    /// The peer shut down its sending side. By default the connection closes
+    /// once everything queued has been sent; with `allow_half_closure` the handler
+    /// is told (`on_read_closed`) and decides.
     pub(super) fn on_eof(&mut self, index: u32) {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
         c.set(flag::READ_CLOSED, true);
-        c.drain(Drain::PeerClosed);
+        if self.io.flow.half_closure && !c.is(flag::DRAINING) {
+            let gen = c.gen;
+            match self.invoke(index, gen, |h, c| h.on_read_closed(c)) {
+                Some(Ok(Action::None)) => {}
+                Some(Ok(Action::Shutdown)) => self.engine.signal_stop(),
+                Some(Ok(Action::Close)) => {
+                    if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                        c.drain(Drain::PeerClosed);
+                    }
+                }
+                Some(Err(p)) => {
+                    tracing::error!(
+                        panic = panic_message(&*p),
+                        "handler panicked; closing its connection"
+                    );
+                    self.close(index, CloseReason::Panicked);
+                    return;
+                }
+                None => return,
+            }
+        } else {
+            c.drain(Drain::PeerClosed);
+        }
         // Whatever was written or queued is still delivered before the close.
         self.settle(index);
+    }
+
+    /// A read while lingering after a local close: what arrives is dropped; end of
+    /// stream (or an error) ends the linger and closes with the reason the close
+    /// was asked for.
+    #[cold]
+    #[inline(never)]
+    fn read_lingering(&mut self, index: u32) -> bool {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return false;
+        };
+        match crate::sys::read(c.fd.as_fd(), &mut self.read_buf) {
+            Ok(n) if n > 0 => n == self.read_buf.len(),
+            Err(crate::sys::Errno::AGAIN) => false,
+            Err(crate::sys::Errno::INTR) => true,
+            _ => {
+                // End of stream, or an error: the peer is done.
+                let d = c.draining.unwrap_or(Drain::Local);
+                let reason = c.drain_reason(d);
+                self.close(index, reason);
+                false
+            }
+        }
     }
 
     pub(super) fn on_hangup(&mut self, index: u32) {

@@ -2,6 +2,15 @@
 
 use std::time::{Duration, Instant};
 
+/// How far "never" is: deadlines past it (`Duration::MAX` timeouts) saturate here
+/// instead of overflowing `Instant` arithmetic. About a century.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d`, saturated at a century from now.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(FAR)).unwrap_or(now)
+}
+
 /// A loop's coarse clock: tick numbers of the timing wheel. Tick 0 is never a
 /// deadline (it means "none"), so ticks count from 1.
 #[derive(Clone, Copy, Debug)]

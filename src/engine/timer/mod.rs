@@ -4,5 +4,5 @@
 mod clock;
 mod wheel;
 
-pub(crate) use clock::Clock;
+pub(crate) use clock::{later, Clock};
 pub(crate) use wheel::{Entry, TimerWheel};

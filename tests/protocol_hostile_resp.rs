@@ -13,10 +13,11 @@ use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode, Value};
 use netloop::Engine;
 
 fn start(timeouts: RespTimeouts) -> (Engine, SocketAddr) {
+    let factory = RedisServer::factory(StoreMode::Shared);
     let engine = engine_builder()
         .loops(1)
         .listen("127.0.0.1:0")
-        .start(move |i| RedisServer::factory(StoreMode::Shared)(i).with_timeouts(timeouts))
+        .start(move |i| factory(i).with_timeouts(timeouts))
         .expect("engine starts");
     let addr = tcp_addr(&engine);
     (engine, addr)

@@ -411,9 +411,17 @@ proptest! {
     ) {
         let src = mutate(&pipeline(), &edits);
         let split = split % (src.len() + 1);
-        let (out, seen, _, _) = drive(&Limits::default(), &[&src[..split], &src[split..]]);
-        let (whole_out, whole_seen, _, _) = drive(&Limits::default(), &[&src]);
-        prop_assert_eq!(out, whole_out);
-        prop_assert_eq!(seen, whole_seen);
+        let (out, seen, last, _) = drive(&Limits::default(), &[&src[..split], &src[split..]]);
+        let (whole_out, whole_seen, whole_last, _) = drive(&Limits::default(), &[&src]);
+        prop_assert_eq!(&seen, &whole_seen);
+        if out != whole_out {
+            // The one allowed difference: a syntax error inside a head that is
+            // still arriving is found once the head's end arrives (or it
+            // outgrows its limit or deadline); given whole, httparse sees it
+            // at once. Everything answered before it is the same.
+            prop_assert!(matches!(whole_last, Some(Err(_))), "only an error may differ");
+            prop_assert!(matches!(last, Some(Ok(ref r)) if !r.close), "split run must be waiting");
+            prop_assert!(whole_out.starts_with(&out));
+        }
     }
 }

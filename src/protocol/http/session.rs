@@ -8,7 +8,9 @@
 //! * **Head**: a head that arrives whole is parsed once, in place (zero-copy).
 //!   A partial head stays in the caller's inbound buffer (it is bounded by
 //!   [`Limits::max_header_bytes`]); later calls only search the new bytes for
-//!   the head's end and parse it once it is there.
+//!   the head's end and parse it once it is there. (So a syntax error in a
+//!   head still arriving is reported when its end arrives, or when it
+//!   outgrows [`Limits::max_header_bytes`] or the server's head deadline.)
 //! * **Body**: a `Content-Length` body that is already buffered whole is
 //!   handed to the application in place. Otherwise the head is copied aside
 //!   and body bytes are consumed *as they arrive* — copied into the session's

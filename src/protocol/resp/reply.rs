@@ -39,9 +39,13 @@ struct Deferred {
 /// writer::write_array_len(&mut r, 2);
 /// r.push_values(vec![Some(Arc::from(&b"big value"[..])), None]);
 /// writer::write_ok(&mut r);
-/// let mut chunk = Vec::new();
-/// while r.fill(&mut chunk, 4) {} // four bytes at a time, as a slow socket would take them
-/// assert_eq!(chunk, b"*2\r\n$9\r\nbig value\r\n$-1\r\n+OK\r\n");
+/// // Four bytes at a time, as a slow socket would take them.
+/// let (mut all, mut slice) = (Vec::new(), Vec::new());
+/// while r.fill(&mut slice, 4) {
+///     all.extend_from_slice(&slice);
+///     slice.clear();
+/// }
+/// assert_eq!(all, b"*2\r\n$9\r\nbig value\r\n$-1\r\n+OK\r\n");
 /// assert!(r.is_empty());
 /// ```
 #[derive(Debug, Default)]

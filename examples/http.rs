@@ -5,10 +5,16 @@
 //! curl http://127.0.0.1:8080/plaintext   # Hello, World!
 //! curl http://127.0.0.1:8080/json        # {"message":"Hello, World!"}
 //! ```
+//!
+//! Slow clients are timed out: a request head must be complete within
+//! `--head-timeout` seconds, a body must not stall for `--body-timeout`, and an
+//! idle keep-alive connection closes after `--keep-alive` (0 turns one off).
 mod common;
 
 use clap::Parser;
-use netloop::protocol::http::{techempower, HttpServer};
+use std::time::Duration;
+
+use netloop::protocol::http::{techempower, HttpServer, HttpTimeouts};
 use netloop::Engine;
 
 #[derive(Parser)]
@@ -26,19 +32,38 @@ struct Args {
     /// Pin loops to CPUs.
     #[arg(long)]
     pin: bool,
+    /// Seconds a request head may take to arrive (slowloris defence; 0: off).
+    #[arg(long, default_value_t = 10)]
+    head_timeout: u64,
+    /// Seconds a request body may go without a byte (0: off).
+    #[arg(long, default_value_t = 30)]
+    body_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open (0: off).
+    #[arg(long, default_value_t = 60)]
+    keep_alive: u64,
+}
+
+/// `secs` as a timeout, 0 meaning none.
+fn secs(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
     let mode = common::parse_mode(&args.mode, args.loops)?;
+    let timeouts = HttpTimeouts {
+        head: secs(args.head_timeout),
+        body_progress: secs(args.body_timeout),
+        keep_alive: secs(args.keep_alive),
+    };
     let engine = Engine::builder()
         .loops(args.loops)
         .mode(mode)
         .cpu_affinity(args.pin)
         .ticker(true)
         .listen(args.addr.as_str())
-        .start(|_| HttpServer::new(techempower))?;
+        .start(move |_| HttpServer::new(techempower).with_timeouts(timeouts))?;
     for a in engine.local_addrs() {
         println!(
             "listening on {}",

@@ -11,10 +11,16 @@
 //! every client sees every write; `--per-loop-store` gives each loop its own
 //! lock-free store instead (clients on different loops then see different
 //! keys: for throughput measurements only).
+//!
+//! A command must be complete within `--command-timeout` seconds of its first
+//! byte, and a connection without traffic closes after `--idle-timeout`
+//! (0 turns one off).
 mod common;
 
 use clap::Parser;
-use netloop::protocol::resp::{RedisServer, StoreMode};
+use std::time::Duration;
+
+use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode};
 use netloop::Engine;
 
 #[derive(Parser)]
@@ -35,6 +41,17 @@ struct Args {
     /// Pin loops to CPUs.
     #[arg(long)]
     pin: bool,
+    /// Seconds a command may take to arrive once started (0: off).
+    #[arg(long, default_value_t = 10)]
+    command_timeout: u64,
+    /// Seconds a connection may carry no traffic (0: off, as in Redis).
+    #[arg(long, default_value_t = 300)]
+    idle_timeout: u64,
+}
+
+/// `secs` as a timeout, 0 meaning none.
+fn secs(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,13 +63,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         StoreMode::Shared
     };
+    let timeouts = RespTimeouts {
+        command: secs(args.command_timeout),
+        idle: secs(args.idle_timeout),
+    };
+    // One factory: with a shared store every loop must get the same one.
+    let factory = RedisServer::factory(store);
     let engine = Engine::builder()
         .loops(args.loops)
         .mode(mode)
         .cpu_affinity(args.pin)
         .ticker(true)
         .listen(args.addr.as_str())
-        .start(RedisServer::factory(store))?;
+        .start(move |i| factory(i).with_timeouts(timeouts))?;
     for a in engine.local_addrs() {
         println!(
             "listening on {}",

@@ -68,11 +68,11 @@ fn drive(limits: &Limits, chunks: &[&[u8]]) -> Driven {
 fn pipeline() -> Vec<u8> {
     let mut src = Vec::new();
     src.extend_from_slice(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
-    src.extend_from_slice(b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    src.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
     src.extend_from_slice(
-        b"POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;e=1\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+        b"POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;e=1\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
     );
-    src.extend_from_slice(b"HEAD /json HTTP/1.1\r\n\r\n");
+    src.extend_from_slice(b"HEAD /json HTTP/1.1\r\nHost: h\r\n\r\n");
     src.extend_from_slice(b"GET /last HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     src
 }
@@ -85,7 +85,8 @@ fn pipeline_whole_gives_all_responses_in_order() {
         last.unwrap().unwrap(),
         SessionResult {
             consumed: src.len(),
-            close: false
+            close: false,
+            more: false
         }
     );
     assert!(rest.is_empty());
@@ -153,38 +154,41 @@ fn limits_and_malformed_map_to_statuses() {
         max_headers: 4,
         max_header_bytes: 256,
         max_body_bytes: 16,
-        max_requests_per_connection: 0,
+        ..Limits::default()
     };
-    let many_headers = format!("GET / HTTP/1.1\r\n{}\r\n", "a: b\r\n".repeat(5));
-    let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(300));
+    let many_headers = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", "a: b\r\n".repeat(5));
+    let long_header = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+        "v".repeat(300)
+    );
     let cases: Vec<(&Limits, Vec<u8>, u16, &str)> = vec![
         (
             &d,
-            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n".to_vec(),
             400,
             "Bad Request",
         ),
         (
             &d,
-            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
             400,
             "Bad Request",
         ),
         (
             &d,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n".to_vec(),
             400,
             "Bad Request",
         ),
         (
             &d,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd".to_vec(),
             400,
             "Bad Request",
         ),
         (
             &d,
-            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n".to_vec(),
             400,
             "Bad Request",
         ),
@@ -196,19 +200,19 @@ fn limits_and_malformed_map_to_statuses() {
         ),
         (
             &d,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             501,
             "Not Implemented",
         ),
         (
             &small,
-            b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n".to_vec(),
             413,
             "Content Too Large",
         ),
         (
             &small,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n9\r\n"
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n9\r\n"
                 .to_vec(),
             413,
             "Content Too Large",
@@ -244,8 +248,8 @@ fn limits_and_malformed_map_to_statuses() {
 
 #[test]
 fn error_after_good_requests_keeps_earlier_responses() {
-    let mut src = b"GET /a HTTP/1.1\r\n\r\n".to_vec();
-    src.extend_from_slice(b"GET /b HTTP/1.1\r\nContent-Length: x\r\n\r\n");
+    let mut src = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+    src.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n");
     let (err, text) = error_for(&Limits::default(), &src);
     assert_eq!(err, HttpError::InvalidContentLength);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -254,33 +258,32 @@ fn error_after_good_requests_keeps_earlier_responses() {
 
 #[test]
 fn expect_continue_flow() {
-    let head = b"PUT /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    let head = b"PUT /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     let mut session = Session::default();
     let mut out = Vec::new();
     let mut seen = Seen::new();
     let r = session
         .on_bytes(head, DATE, &mut out, &mut echo_app(&mut seen))
         .unwrap();
+    // The head is consumed (held by the session) and 100 Continue is sent.
     assert_eq!(
         r,
         SessionResult {
-            consumed: 0,
-            close: false
+            consumed: head.len(),
+            close: false,
+            more: false
         }
     );
     assert_eq!(out, CONTINUE_100);
-    let mut all = head.to_vec();
-    all.extend_from_slice(b"da");
     let r = session
-        .on_bytes(&all, DATE, &mut out, &mut echo_app(&mut seen))
+        .on_bytes(b"da", DATE, &mut out, &mut echo_app(&mut seen))
         .unwrap();
-    assert_eq!(r.consumed, 0);
+    assert_eq!(r.consumed, 2);
     assert_eq!(out, CONTINUE_100, "100 Continue is sent once");
-    all.extend_from_slice(b"ta");
     let r = session
-        .on_bytes(&all, DATE, &mut out, &mut echo_app(&mut seen))
+        .on_bytes(b"ta", DATE, &mut out, &mut echo_app(&mut seen))
         .unwrap();
-    assert_eq!(r.consumed, all.len());
+    assert_eq!(r.consumed, 2);
     assert_eq!(seen[0].2, b"data");
     // Body too large for an Expect request: final status, no 100.
     let (err, text) = error_for(
@@ -297,15 +300,18 @@ fn expect_continue_flow() {
 #[test]
 fn connection_close_rules() {
     let cases: [(&[u8], bool); 5] = [
-        (b"GET / HTTP/1.1\r\n\r\n", false),
-        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", false),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            true,
+        ),
         (b"GET / HTTP/1.0\r\n\r\n", true),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
-        (b"GET /close HTTP/1.1\r\n\r\n", true),
+        (b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n", true),
     ];
     for (req, close) in cases {
         let mut src = req.to_vec();
-        src.extend_from_slice(b"GET /ignored HTTP/1.1\r\n\r\n");
+        src.extend_from_slice(b"GET /ignored HTTP/1.1\r\nHost: h\r\n\r\n");
         let (out, seen, last, _) = drive(&Limits::default(), &[&src]);
         let r = last.unwrap().unwrap();
         assert_eq!(r.close, close);
@@ -322,7 +328,7 @@ fn connection_close_rules() {
 fn techempower_exact_bytes() {
     let mut session = Session::default();
     let mut out = Vec::new();
-    let src = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n";
+    let src = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n";
     session
         .on_bytes(src, DATE, &mut out, &mut techempower)
         .unwrap();
@@ -405,9 +411,17 @@ proptest! {
     ) {
         let src = mutate(&pipeline(), &edits);
         let split = split % (src.len() + 1);
-        let (out, seen, _, _) = drive(&Limits::default(), &[&src[..split], &src[split..]]);
-        let (whole_out, whole_seen, _, _) = drive(&Limits::default(), &[&src]);
-        prop_assert_eq!(out, whole_out);
-        prop_assert_eq!(seen, whole_seen);
+        let (out, seen, last, _) = drive(&Limits::default(), &[&src[..split], &src[split..]]);
+        let (whole_out, whole_seen, whole_last, _) = drive(&Limits::default(), &[&src]);
+        prop_assert_eq!(&seen, &whole_seen);
+        if out != whole_out {
+            // The one allowed difference: a syntax error inside a head that is
+            // still arriving is found once the head's end arrives (or it
+            // outgrows its limit or deadline); given whole, httparse sees it
+            // at once. Everything answered before it is the same.
+            prop_assert!(matches!(whole_last, Some(Err(_))), "only an error may differ");
+            prop_assert!(matches!(last, Some(Ok(ref r)) if !r.close), "split run must be waiting");
+            prop_assert!(whole_out.starts_with(&out));
+        }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use netloop::protocol::resp::{parse_command, RespError, RespLimits, RespSession, Store, Value};
+use netloop::protocol::resp::{
+    parse_command, Replies, RespError, RespLimits, RespSession, Store, Value,
+};
 use proptest::prelude::*;
 
 /// Encodes a command the way clients send it (array of bulk strings).
@@ -41,12 +43,16 @@ impl Harness {
     }
 
     fn raw(&mut self, src: &[u8]) -> (Vec<Value>, usize, bool) {
-        let mut out = Vec::new();
-        let (consumed, close) = self
+        let mut out = Replies::default();
+        let p = self
             .session
             .on_bytes(src, &mut out, &mut self.store, self.now)
             .unwrap();
-        (Value::parse_all(&out).unwrap(), consumed, close)
+        (
+            Value::parse_all(&out.to_bytes()).unwrap(),
+            p.consumed,
+            p.close,
+        )
     }
 
     fn run(&mut self, args: &[&str]) -> Value {
@@ -82,15 +88,18 @@ fn drive(chunks: &[&[u8]]) -> (Vec<u8>, Result<bool, RespError>) {
     let now = Instant::now();
     let mut inbound = Vec::new();
     let mut out = Vec::new();
+    let mut replies = Replies::default();
     let mut last = Ok(false);
     for chunk in chunks {
         inbound.extend_from_slice(chunk);
-        match session.on_bytes(&inbound, &mut out, &mut store, now) {
-            Ok((consumed, close)) => {
-                assert!(consumed <= inbound.len());
-                inbound.drain(..consumed);
-                last = Ok(close);
-                if close {
+        let res = session.on_bytes(&inbound, &mut replies, &mut store, now);
+        out.extend_from_slice(&replies.to_bytes());
+        match res {
+            Ok(p) => {
+                assert!(p.consumed <= inbound.len());
+                inbound.drain(..p.consumed);
+                last = Ok(p.close);
+                if p.close {
                     break;
                 }
             }
@@ -188,6 +197,7 @@ fn protocol_errors_reply_like_redis_and_close() {
         max_bulk_len: 4,
         max_array_len: 2,
         max_inline_len: 16,
+        ..RespLimits::default()
     };
     let mut session = RespSession::new(small);
     let mut store = Store::new();
@@ -197,10 +207,11 @@ fn protocol_errors_reply_like_redis_and_close() {
         (b"*3\r\n", "invalid multibulk length"),
         (&[b'x'; 17][..], "too big inline request"),
     ] {
-        let mut out = Vec::new();
+        let mut out = Replies::default();
         let e = session
             .on_bytes(src, &mut out, &mut store, now)
             .unwrap_err();
+        let out = out.to_bytes();
         assert_eq!(e.to_string(), format!("Protocol error: {msg}"));
         assert_eq!(out, format!("-ERR Protocol error: {msg}\r\n").as_bytes());
     }
@@ -464,6 +475,11 @@ fn hello_and_client() {
     );
     assert_eq!(
         h.run(&["HELLO", "2", "AUTH", "u", "p", "SETNAME", "me"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    // No password can be set: the default user takes any (Redis's `nopass`).
+    assert_eq!(
+        h.run(&["HELLO", "2", "AUTH", "default", "p", "SETNAME", "me"]),
         expected
     );
     assert_eq!(h.run(&["CLIENT", "GETNAME"]), bulk("me"));

@@ -155,7 +155,7 @@ fn keep_alive_serves_many_requests() {
         }
     }
     let mut c2 = srv.connect();
-    send(&mut c2, b"GET /missing HTTP/1.1\r\n\r\n");
+    send(&mut c2, b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(read_response(&mut c2).status, 404);
     srv.finish();
 }
@@ -170,7 +170,7 @@ fn pipelined_16_answered_in_order() {
             let body = format!("req-{i}");
             batch.extend_from_slice(
                 format!(
-                    "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
                 .as_bytes(),
@@ -222,7 +222,7 @@ fn chunked_upload() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, data);
     // The connection is still usable.
-    send(&mut c, b"GET /plaintext HTTP/1.1\r\n\r\n");
+    send(&mut c, b"GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(read_response(&mut c).body, b"Hello, World!");
     srv.finish();
 }
@@ -260,7 +260,7 @@ fn http10_and_connection_close() {
     let mut c = srv.connect();
     send(
         &mut c,
-        b"GET /json HTTP/1.1\r\n\r\nGET /json HTTP/1.1\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\n\r\n",
+        b"GET /json HTTP/1.1\r\nHost: h\r\n\r\nGET /json HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\nHost: h\r\n\r\n",
     );
     assert_eq!(read_response(&mut c).header("connection"), None);
     assert_eq!(read_response(&mut c).header("connection"), Some("close"));
@@ -276,25 +276,34 @@ fn errors_answer_then_close() {
         ..Limits::default()
     };
     let srv = Server::start(limits);
-    let big_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(4000));
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(4000)
+    );
     let cases: Vec<(Vec<u8>, u16)> = vec![
         (b"GARBAGE\r\n\r\n".to_vec(), 400),
-        (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(), 400),
-        (b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n".to_vec(), 400),
         (
-            b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n".to_vec(),
             413,
         ),
         (big_header.into_bytes(), 431),
         (
-            b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
             501,
         ),
     ];
     for (req, status) in cases {
         let mut c = srv.connect();
         // A good request first: its response precedes the error's.
-        send(&mut c, b"GET /plaintext HTTP/1.1\r\n\r\n");
+        send(&mut c, b"GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n");
         send(&mut c, &req);
         assert_eq!(read_response(&mut c).status, 200);
         let r = read_response(&mut c);
@@ -304,7 +313,7 @@ fn errors_answer_then_close() {
     }
     // A chunked body over the limit.
     let mut c = srv.connect();
-    let mut req = b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut req = b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..2 {
         req.extend_from_slice(b"258\r\n");
         req.extend_from_slice(&[b'z'; 600]);
@@ -327,8 +336,8 @@ fn malformed_input_never_panics() {
     });
     let seeds: &[&[u8]] = &[
         b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
-        b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         b"PUT /x HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -346,7 +355,7 @@ fn malformed_input_never_panics() {
     }
     // Still serving.
     let mut c = srv.connect();
-    send(&mut c, b"GET /plaintext HTTP/1.1\r\n\r\n");
+    send(&mut c, b"GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(read_response(&mut c).body, b"Hello, World!");
     srv.finish();
 }

@@ -23,6 +23,7 @@ pub fn split(data: &[u8], cfg_len: usize) -> (Vec<u8>, &[u8], &[u8]) {
 /// decoding repeatedly and draining `consumed`. Checks the `Decoded` invariants and
 /// that the decoder never waits with `bound` or more bytes buffered. Every decoded
 /// payload is re-encoded (errors allowed) to exercise the encoder too.
+#[allow(dead_code)]
 pub fn drive<C: Decoder + Encoder>(codec: &mut C, sizes: &[u8], stream: &[u8], bound: usize) {
     let mut inbound: Vec<u8> = Vec::new();
     let mut pos = 0;
@@ -56,4 +57,27 @@ pub fn drive<C: Decoder + Encoder>(codec: &mut C, sizes: &[u8], stream: &[u8], b
             }
         }
     }
+}
+
+/// `stream` cut into chunks whose sizes cycle through `sizes` (each 1..=256;
+/// one chunk if `sizes` is empty).
+#[allow(dead_code)]
+pub fn chunks<'a>(stream: &'a [u8], sizes: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut pos = 0;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if pos >= stream.len() {
+            return None;
+        }
+        let n = if sizes.is_empty() {
+            stream.len()
+        } else {
+            usize::from(sizes[i % sizes.len()]) + 1
+        };
+        i += 1;
+        let end = stream.len().min(pos + n);
+        let piece = &stream[pos..end];
+        pos = end;
+        Some(piece)
+    })
 }

@@ -29,6 +29,15 @@ pub enum HttpError {
     /// A transfer coding other than a lone `chunked` (501).
     #[error("unsupported transfer encoding")]
     UnsupportedTransferEncoding,
+    /// `Transfer-Encoding` in which `chunked` is not the final coding (or is
+    /// repeated), e.g. `chunked, identity`: the body length cannot be
+    /// determined (400, RFC 9112 §6.3).
+    #[error("chunked is not the final transfer coding")]
+    ChunkedNotFinal,
+    /// The chunk extensions of one body exceed
+    /// [`Limits::max_chunk_ext_bytes`](super::Limits) (413).
+    #[error("chunk extensions too long")]
+    ChunkExtensionsTooLong,
 }
 
 impl HttpError {
@@ -44,8 +53,9 @@ impl HttpError {
             HttpError::Malformed(_)
             | HttpError::BadChunk
             | HttpError::ConflictingLength
-            | HttpError::InvalidContentLength => 400,
-            HttpError::BodyTooLarge => 413,
+            | HttpError::InvalidContentLength
+            | HttpError::ChunkedNotFinal => 400,
+            HttpError::BodyTooLarge | HttpError::ChunkExtensionsTooLong => 413,
             HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::UnsupportedTransferEncoding => 501,
         }

@@ -21,13 +21,21 @@
 //! assert!(inbound.is_empty());
 //! ```
 //!
-//! Parsing is stateless and restarts from the beginning of the buffered
-//! input on each call, so a request may arrive split across any number of
-//! reads; limits ([`Limits`]) bound how much is ever buffered or rescanned.
+//! The session keeps its place between calls: a request may arrive split
+//! across any number of reads and costs time linear in its size; body bytes
+//! are consumed as they arrive (see [`Session`]'s docs), and [`Limits`] bound
+//! what it ever holds. Every request gets an answer or a clear error status
+//! (400, 413, 431, 501) followed by a close — never silence.
+//!
+//! With the `http-types` feature, [`Method`] converts to and from
+//! `http::Method`; [`Response::header`] and [`Request::header`] take the
+//! `http` crate's header names and values as they are, feature or not.
 
+mod chunked;
 mod date;
 mod error;
 mod limits;
+mod method;
 mod request;
 mod response;
 pub mod server;
@@ -36,7 +44,10 @@ mod session;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use error::HttpError;
 pub use limits::{Limits, MAX_HEADERS_CAP};
+#[cfg(feature = "http-types")]
+pub use method::ExtensionMethod;
+pub use method::Method;
 pub use request::{parse_request, Headers, Parsed, Request, Version};
 pub use response::{reason_phrase, write_response, Response, CONTINUE_100};
-pub use server::{HttpConn, HttpServer};
-pub use session::{techempower, Session, SessionResult};
+pub use server::{HttpConn, HttpServer, HttpTimeouts};
+pub use session::{techempower, Session, SessionResult, DEFAULT_OUTPUT_BUDGET};

@@ -72,16 +72,40 @@ fn write_status(out: &mut Vec<u8>, status: u16, reason: &str, date: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `Content-Length`, `Connection: close` if needed, and the blank line.
-fn write_tail(out: &mut Vec<u8>, content_length: usize, keep_alive: bool) {
+/// The `Connection` header a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionHeader {
+    /// None: an HTTP/1.1 connection that stays open.
+    Default,
+    /// `Connection: keep-alive`: an HTTP/1.0 connection that stays open
+    /// (1.0 closes by default, so the client must be told).
+    KeepAlive,
+    /// `Connection: close`.
+    Close,
+}
+
+impl ConnectionHeader {
+    /// The header for a response that keeps the connection open or not, to
+    /// a request of HTTP/1.0 (`http10`) or 1.1.
+    pub(crate) fn for_request(keep_alive: bool, http10: bool) -> ConnectionHeader {
+        match (keep_alive, http10) {
+            (false, _) => ConnectionHeader::Close,
+            (true, true) => ConnectionHeader::KeepAlive,
+            (true, false) => ConnectionHeader::Default,
+        }
+    }
+}
+
+/// Writes `Content-Length`, the `Connection` header if any, and the blank line.
+fn write_tail(out: &mut Vec<u8>, content_length: usize, conn: ConnectionHeader) {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(num.format(content_length).as_bytes());
-    if keep_alive {
-        out.extend_from_slice(b"\r\n\r\n");
-    } else {
-        out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    }
+    out.extend_from_slice(match conn {
+        ConnectionHeader::Default => b"\r\n\r\n",
+        ConnectionHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
+        ConnectionHeader::Close => b"\r\nConnection: close\r\n\r\n",
+    });
 }
 
 /// Appends a complete response to `out`: status line, `Server: netloop`,
@@ -112,11 +136,25 @@ pub fn write_response(
     date: &[u8],
     keep_alive: bool,
 ) {
+    let conn = ConnectionHeader::for_request(keep_alive, false);
+    write_response_with(out, status, reason, headers, body, date, conn);
+}
+
+/// [`write_response`] with an explicit `Connection` header.
+pub(crate) fn write_response_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    date: &[u8],
+    conn: ConnectionHeader,
+) {
     write_status(out, status, reason, date);
     for (name, value) in headers {
         push_header(out, name, value);
     }
-    write_tail(out, body.len(), keep_alive);
+    write_tail(out, body.len(), conn);
     out.extend_from_slice(body);
 }
 
@@ -201,8 +239,11 @@ impl Response {
     /// Appends a header field. Invalid names are dropped; CR/LF in the value
     /// become spaces. `Content-Length`, `Date`, `Server` and `Connection` are
     /// written by the serializer; use [`Response::close`] to close.
-    pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
-        push_header(&mut self.headers, name, value.as_ref());
+    ///
+    /// Takes `&str`/`&[u8]` pairs, or (with the `http-types` feature) the
+    /// `http` crate's `HeaderName` and `HeaderValue` as they are.
+    pub fn header(&mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> &mut Self {
+        push_header(&mut self.headers, name.as_ref(), value.as_ref());
         self
     }
 
@@ -243,10 +284,28 @@ impl Response {
     /// prior [`Response::close`]) adds `Connection: close`; `head_only`
     /// omits the body but keeps its `Content-Length` (for `HEAD`).
     pub fn write_to(&self, out: &mut Vec<u8>, date: &[u8], keep_alive: bool, head_only: bool) {
+        let conn = ConnectionHeader::for_request(keep_alive && !self.close, false);
+        self.write_with(out, date, conn, head_only);
+    }
+
+    /// [`write_to`](Self::write_to) with the `Connection` header decided by
+    /// the caller.
+    pub(crate) fn write_with(
+        &self,
+        out: &mut Vec<u8>,
+        date: &[u8],
+        conn: ConnectionHeader,
+        head_only: bool,
+    ) {
         let reason = self.reason.unwrap_or_else(|| reason_phrase(self.status));
         write_status(out, self.status, reason, date);
         out.extend_from_slice(&self.headers);
-        write_tail(out, self.body.len(), keep_alive && !self.close);
+        let conn = if self.close {
+            ConnectionHeader::Close
+        } else {
+            conn
+        };
+        write_tail(out, self.body.len(), conn);
         if !head_only {
             out.extend_from_slice(&self.body);
         }

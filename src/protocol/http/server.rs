@@ -24,30 +24,40 @@
 //! ([`Conn::peek_all`]), lets [`Session::on_bytes`] answer every complete
 //! request in it, writes all responses of the batch with **one** `write`
 //! (so `N` pipelined requests cost one syscall), then discards the consumed
-//! bytes. A partial request stays buffered and is parsed again when more
-//! bytes arrive. The output `Vec` is owned by the loop and reused, so a
-//! steady stream of requests allocates nothing.
+//! bytes. The session keeps its place in a partial request, so a request
+//! split over many reads costs time linear in its size. The output `Vec` is
+//! owned by the loop and reused, so a steady stream of requests allocates
+//! nothing.
 //!
 //! # Errors
 //!
 //! A malformed or over-limit request gets its error response (`400`, `413`,
 //! `431`, `501`), after the responses to the requests before it, and the
-//! connection is closed once that is flushed. Nothing panics on any input.
+//! connection is closed once that is flushed
+//! ([`CloseReason::Protocol`] with the reason). Nothing panics on any input.
+//! (A client still uploading a rejected body may see a reset instead of the
+//! status until the engine's lingering close lands; nothing here changes then.)
 //!
 //! # Slow clients
 //!
-//! The server has no timers: a client that sends half a request and stops
-//! keeps its connection (and the bytes it sent, bounded by [`Limits`]) until
-//! it goes away. Read/idle timeouts are the engine's flow-control concern
-//! (TODO: once the engine offers per-connection deadlines, arm one in
-//! `on_open` and re-arm it whenever a request completes; nothing else here
-//! has to change).
+//! [`HttpTimeouts`] (on by default) put every phase of a connection under a
+//! timer of the engine's timing wheel: the first head and every later head
+//! must be complete within [`head`](HttpTimeouts::head) of its first byte
+//! (slowloris), a body must keep making progress
+//! ([`body_progress`](HttpTimeouts::body_progress)), and a connection idle
+//! between requests closes after [`keep_alive`](HttpTimeouts::keep_alive).
+//! Timers are only touched when a phase starts or ends, never for a request
+//! that arrives whole.
 //!
-//! Likewise, a client that pipelines requests but never reads the responses
-//! makes the outbound queue grow: the engine does not yet pause reading when
-//! a connection's outbound queue is large (also flow control).
+//! A client that pipelines requests but does not read the responses meets
+//! backpressure: the session stops at its output budget, and once the
+//! connection's outbound queue is above its high water mark the server stops
+//! reading and parsing that connection until
+//! [`on_writable_changed`](EventHandler::on_writable_changed) says it drained
+//! below the low mark. Memory per such client is bounded by the water marks,
+//! the budget and the socket buffers.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{DateCache, Limits, Request, Response, Session};
 use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo};
@@ -58,19 +68,79 @@ const MAX_RETAINED_OUT: usize = 1024 * 1024;
 /// Initial capacity of the per-loop output buffer.
 const INITIAL_OUT: usize = 16 * 1024;
 
-/// Per-connection state of an [`HttpServer`]: the connection's [`Session`].
+/// The timeouts an [`HttpServer`] applies to its connections; `None` turns
+/// one off. They run on the engine's timing wheel
+/// ([`Conn::set_deadline`], [`Conn::set_read_timeout`],
+/// [`Conn::set_idle_timeout`]); an expired one closes the connection with
+/// [`CloseReason::Timeout`].
+///
+/// ```
+/// use std::time::Duration;
+/// use netloop::protocol::http::HttpTimeouts;
+/// let t = HttpTimeouts { head: Some(Duration::from_secs(5)), ..HttpTimeouts::default() };
+/// assert_eq!(t.keep_alive, Some(Duration::from_secs(60)));
+/// assert_eq!(HttpTimeouts::off().head, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// A request head must be complete this long after the connection opened
+    /// (for the first) or after its first byte arrived (default 10 s).
+    pub head: Option<Duration>,
+    /// While a body is being received, the longest time without a byte of it
+    /// (default 30 s).
+    pub body_progress: Option<Duration>,
+    /// The longest time a connection may carry no traffic at all, such as a
+    /// keep-alive connection between requests (default 60 s).
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            head: Some(Duration::from_secs(10)),
+            body_progress: Some(Duration::from_secs(30)),
+            keep_alive: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl HttpTimeouts {
+    /// No timeouts at all (the engine's own options still apply).
+    pub fn off() -> Self {
+        HttpTimeouts {
+            head: None,
+            body_progress: None,
+            keep_alive: None,
+        }
+    }
+}
+
+/// Per-connection state of an [`HttpServer`]: the connection's [`Session`]
+/// and which of its timers are armed.
 ///
 /// Created empty by the engine and filled in `on_open` with the server's
 /// [`Limits`].
 #[derive(Debug, Default)]
 pub struct HttpConn {
     session: Option<Session>,
+    /// The head deadline is armed.
+    head_timer: bool,
+    /// The body-progress (read) timeout is set.
+    body_timer: bool,
+    /// Reading is paused until the outbound queue drains.
+    backpressure: bool,
 }
 
 impl HttpConn {
     /// The connection's session (`None` before `on_open`).
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
+    }
+
+    /// Whether the server stopped reading this connection until its
+    /// outbound queue drains.
+    pub fn is_backpressured(&self) -> bool {
+        self.backpressure
     }
 }
 
@@ -90,6 +160,7 @@ impl HttpConn {
 pub struct HttpServer<F> {
     app: F,
     limits: Limits,
+    timeouts: HttpTimeouts,
     date: DateCache,
     /// Set once `on_tick` ran: the date is then kept fresh by ticks.
     ticking: bool,
@@ -100,16 +171,28 @@ impl<F> std::fmt::Debug for HttpServer<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpServer")
             .field("limits", &self.limits)
+            .field("timeouts", &self.timeouts)
             .field("ticking", &self.ticking)
             .finish_non_exhaustive()
     }
+}
+
+/// What one pass over a connection's input ended with.
+enum Served {
+    /// Keep the connection.
+    Open,
+    /// Close it after the queued output (`Connection: close` was sent).
+    Close,
+    /// A protocol error was answered; close with this reason.
+    Rejected(String),
 }
 
 impl<F> HttpServer<F>
 where
     F: FnMut(&Request<'_>, &mut Response) + 'static,
 {
-    /// A server answering every request with `app`, with default [`Limits`].
+    /// A server answering every request with `app`, with default [`Limits`]
+    /// and [`HttpTimeouts`].
     pub fn new(app: F) -> Self {
         Self::with_limits(app, Limits::default())
     }
@@ -119,15 +202,27 @@ where
         HttpServer {
             app,
             limits,
+            timeouts: HttpTimeouts::default(),
             date: DateCache::new(),
             ticking: false,
             out: Vec::with_capacity(INITIAL_OUT),
         }
     }
 
+    /// Sets the timeouts for connections opened from now on.
+    pub fn with_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> &HttpTimeouts {
+        &self.timeouts
     }
 
     /// The application.
@@ -140,18 +235,94 @@ where
         self.date.get()
     }
 
-    /// Writes the batch output (if any) and returns the action to take.
-    fn flush_out(&mut self, conn: &mut Conn<'_, HttpConn>, close: bool) -> Action {
-        let mut action = if close { Action::Close } else { Action::None };
-        if !self.out.is_empty() && conn.write(&self.out).is_err() {
-            action = Action::Close;
-        }
+    /// Writes the batch output (if any); false when the peer is gone.
+    fn flush_out(&mut self, conn: &mut Conn<'_, HttpConn>) -> bool {
+        let ok = self.out.is_empty() || conn.write(&self.out).is_ok();
         if self.out.capacity() > MAX_RETAINED_OUT {
             self.out = Vec::with_capacity(INITIAL_OUT);
         } else {
             self.out.clear();
         }
-        action
+        ok
+    }
+
+    /// Answers what the connection's input holds, as far as output
+    /// backpressure allows, then brings its timers up to date.
+    fn serve(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        if !self.ticking {
+            self.date.update(SystemTime::now());
+        }
+        // The session is moved out for the call: `peek_all` borrows the whole
+        // connection, so its state cannot be borrowed at the same time.
+        let mut session = conn
+            .state_mut()
+            .session
+            .take()
+            .unwrap_or_else(|| Session::new(self.limits.clone()));
+        let served = loop {
+            self.out.clear();
+            let res = session.on_bytes(
+                conn.peek_all(),
+                self.date.get(),
+                &mut self.out,
+                &mut self.app,
+            );
+            let (consumed, step) = match res {
+                Ok(r) if r.close => (r.consumed, Served::Close),
+                Ok(r) => (r.consumed, Served::Open),
+                Err(e) => (conn.buffered(), Served::Rejected(e.to_string())),
+            };
+            conn.discard(consumed);
+            if !self.flush_out(conn) {
+                break Served::Close;
+            }
+            let more = matches!(res, Ok(r) if r.more);
+            if !matches!(step, Served::Open) {
+                break step;
+            }
+            if !conn.is_writable() {
+                // Output backs up: stop reading and parsing until it drains
+                // (`on_writable_changed(true)` resumes).
+                conn.pause_read();
+                conn.state_mut().backpressure = true;
+                break Served::Open;
+            }
+            if !more {
+                break Served::Open;
+            }
+        };
+        let in_body = session.in_body();
+        conn.state_mut().session = Some(session);
+        match served {
+            Served::Open => {
+                self.update_timers(conn, in_body);
+                Action::None
+            }
+            Served::Close => Action::Close,
+            Served::Rejected(reason) => {
+                conn.close_with(CloseReason::Protocol(reason));
+                Action::None
+            }
+        }
+    }
+
+    /// Arms or clears the head deadline and the body-progress timeout for
+    /// the phase the connection is in now. Touches the timers only when the
+    /// phase changed, so requests that arrive whole cost nothing here.
+    fn update_timers(&self, conn: &mut Conn<'_, HttpConn>, in_body: bool) {
+        let t = self.timeouts;
+        let state = conn.state();
+        let want_head = t.head.is_some() && !in_body && !state.backpressure && conn.buffered() > 0;
+        let want_body = t.body_progress.is_some() && in_body;
+        if want_head != state.head_timer {
+            let at = t.head.filter(|_| want_head).map(|d| Instant::now() + d);
+            conn.set_deadline(at);
+            conn.state_mut().head_timer = want_head;
+        }
+        if want_body != conn.state().body_timer {
+            conn.set_read_timeout(t.body_progress.filter(|_| want_body));
+            conn.state_mut().body_timer = want_body;
+        }
     }
 }
 
@@ -172,37 +343,30 @@ where
 
     fn on_open(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         conn.state_mut().session = Some(Session::new(self.limits.clone()));
+        if let Some(idle) = self.timeouts.keep_alive {
+            conn.set_idle_timeout(Some(idle));
+        }
+        if let Some(head) = self.timeouts.head {
+            // The first head is due this long after the connection opened.
+            conn.set_deadline(Some(Instant::now() + head));
+            conn.state_mut().head_timer = true;
+        }
         Action::None
     }
 
     fn on_traffic(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        if conn.buffered() == 0 {
+        if conn.buffered() == 0 || conn.state().backpressure {
             return Action::None;
         }
-        if !self.ticking {
-            self.date.update(SystemTime::now());
-        }
-        // The session is moved out for the call: `peek_all` borrows the whole
-        // connection, so its state cannot be borrowed at the same time.
-        let mut session = conn
-            .state_mut()
-            .session
-            .take()
-            .unwrap_or_else(|| Session::new(self.limits.clone()));
-        self.out.clear();
-        let src = conn.peek_all();
-        let res = session.on_bytes(src, self.date.get(), &mut self.out, &mut self.app);
-        conn.state_mut().session = Some(session);
-        match res {
-            Ok(r) => {
-                conn.discard(r.consumed);
-                self.flush_out(conn, r.close)
-            }
-            Err(_) => {
-                // The error response is in `out`; drop the rest of the input.
-                let n = conn.buffered();
-                conn.discard(n);
-                self.flush_out(conn, true)
+        self.serve(conn)
+    }
+
+    fn on_writable_changed(&mut self, conn: &mut Conn<'_, HttpConn>, writable: bool) {
+        if writable && conn.state().backpressure {
+            conn.state_mut().backpressure = false;
+            conn.resume_read();
+            if self.serve(conn) == Action::Close {
+                conn.close();
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Command execution: Redis semantics and error texts over a [`Store`].
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::parser::{parse_i64, Args};
+use super::reply::{Replies, SHARED_VALUE_MIN};
 use super::store::{IncrError, SetCondition, SetExpiry, Store, Ttl};
 use super::writer::*;
 
@@ -61,6 +63,7 @@ const COMMANDS: &[(&str, i32)] = &[
     ("client", -2),
     ("select", 2),
     ("config", -2),
+    ("auth", -2),
 ];
 
 fn write_err_text(out: &mut Vec<u8>, parts: &[&[u8]]) {
@@ -119,19 +122,21 @@ fn eq(a: &[u8], b: &str) -> bool {
 ///
 /// ```
 /// use std::time::Instant;
-/// use netloop::protocol::resp::{execute, Action, Args, ClientInfo, Store};
+/// use netloop::protocol::resp::{execute, Action, Args, ClientInfo, Replies, Store};
 /// let src = b"SETGETPING";
 /// let ranges = [0..3, 3..6, 6..10];
-/// let (mut store, mut client, mut out) = (Store::new(), ClientInfo::default(), Vec::new());
+/// let (mut store, mut client, mut out) = (Store::new(), ClientInfo::default(), Replies::default());
 /// let action = execute(&Args::new(src, &ranges[2..]), &mut store, &mut client, Instant::now(), &mut out);
 /// assert_eq!((action, &out[..]), (Action::Continue, &b"+PONG\r\n"[..]));
 /// ```
+///
+/// Large values are not copied into `out` but referenced (see [`Replies`]).
 pub fn execute(
     args: &Args<'_>,
     store: &mut Store,
     client: &mut ClientInfo,
     now: Instant,
-    out: &mut Vec<u8>,
+    out: &mut Replies,
 ) -> Action {
     if args.is_empty() {
         return Action::Continue;
@@ -165,8 +170,8 @@ pub fn execute(
             _ => write_error(out, b"ERR wrong number of arguments for 'ping' command"),
         },
         "echo" => write_bulk(out, args.get(1)),
-        "get" => match store.get(args.get(1), now) {
-            Some(v) => write_bulk(out, v),
+        "get" => match store.get_shared(args.get(1), now) {
+            Some(v) => out.push_value(v),
             None => write_null_bulk(out),
         },
         "set" => cmd_set(args, store, now, out),
@@ -209,15 +214,7 @@ pub fn execute(
                 }
             }
         }
-        "mget" => {
-            write_array_len(out, n - 1);
-            for i in 1..n {
-                match store.get(args.get(i), now) {
-                    Some(v) => write_bulk(out, v),
-                    None => write_null_bulk(out),
-                }
-            }
-        }
+        "mget" => cmd_mget(args, store, now, out),
         "mset" => {
             for i in (1..n).step_by(2) {
                 store.set(args.get(i), args.get(i + 1), now);
@@ -278,17 +275,44 @@ pub fn execute(
             None => write_error(out, NOT_INTEGER),
         },
         "config" => cmd_config(args, out),
+        "auth" => cmd_auth(args, out),
         _ => unknown_command(args, out),
     }
     Action::Continue
 }
 
-/// Largest accepted TTL in ms. Redis rejects TTLs whose absolute Unix-ms
-/// deadline overflows an `i64`; with a wall clock below 10^13 ms (year
-/// 2286) this bound is at least as permissive and deterministic.
-const MAX_EXPIRE_MS: u64 = i64::MAX as u64 - 10_000_000_000_000;
+/// `MGET`: the values are looked up now (the reply is a snapshot, as in
+/// Redis); when they are large they are referenced, not copied, and encoded
+/// as the client reads (see [`Replies`]).
+fn cmd_mget(args: &Args<'_>, store: &mut Store, now: Instant, out: &mut Replies) {
+    let n = args.len();
+    write_array_len(out, n - 1);
+    let values: Vec<Option<Arc<[u8]>>> = (1..n)
+        .map(|i| store.get_shared(args.get(i), now).cloned())
+        .collect();
+    let total: usize = values.iter().flatten().map(|v| v.len()).sum();
+    if total < SHARED_VALUE_MIN {
+        for v in &values {
+            match v {
+                Some(v) => write_bulk(out, v),
+                None => write_null_bulk(out),
+            }
+        }
+    } else {
+        out.push_values(values);
+    }
+}
 
-/// Parses a positive TTL amount (`unit_ms` ms each) into a deadline.
+/// The wall clock in Unix milliseconds (Redis bounds TTLs by it).
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// Parses a positive TTL amount (`unit_ms` ms each) into a deadline. The
+/// bounds are Redis's: the amount in ms must fit an `i64`, and so must the
+/// absolute Unix-ms deadline it makes.
 fn deadline(
     arg: &[u8],
     unit_ms: u64,
@@ -303,7 +327,7 @@ fn deadline(
     let at = (v > 0)
         .then(|| (v as u64).checked_mul(unit_ms))
         .flatten()
-        .filter(|&ms| ms <= MAX_EXPIRE_MS)
+        .filter(|&ms| ms <= (i64::MAX - unix_ms()) as u64)
         .and_then(|ms| now.checked_add(Duration::from_millis(ms)));
     if at.is_none() {
         write_err_text(
@@ -318,7 +342,7 @@ fn deadline(
     at
 }
 
-fn cmd_set(args: &Args<'_>, store: &mut Store, now: Instant, out: &mut Vec<u8>) {
+fn cmd_set(args: &Args<'_>, store: &mut Store, now: Instant, out: &mut Replies) {
     let mut cond = SetCondition::Always;
     let mut expiry = SetExpiry::Clear;
     let mut i = 3;
@@ -352,7 +376,7 @@ fn cmd_set(args: &Args<'_>, store: &mut Store, now: Instant, out: &mut Vec<u8>) 
     }
 }
 
-fn cmd_expire(args: &Args<'_>, cmd: &str, store: &mut Store, now: Instant, out: &mut Vec<u8>) {
+fn cmd_expire(args: &Args<'_>, cmd: &str, store: &mut Store, now: Instant, out: &mut Replies) {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for i in 3..args.len() {
         let opt = args.get(i);
@@ -458,7 +482,12 @@ fn cmd_hello(args: &Args<'_>, client: &mut ClientInfo, out: &mut Vec<u8>) {
     while i < args.len() {
         let opt = args.get(i);
         if eq(opt, "auth") && i + 2 < args.len() {
-            i += 3; // no authentication configured: any credentials are fine
+            // No password is configured: like Redis's `nopass` default user.
+            if !eq(args.get(i + 1), "default") {
+                write_error(out, WRONGPASS);
+                return;
+            }
+            i += 3;
         } else if eq(opt, "setname") && i + 1 < args.len() {
             name = Some(args.get(i + 1));
             i += 2;
@@ -530,6 +559,71 @@ fn cmd_client(args: &Args<'_>, client: &mut ClientInfo, out: &mut Vec<u8>) {
     }
 }
 
+const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
+
+/// `AUTH`: no password can be configured (`CONFIG SET requirepass` is
+/// refused), so this answers as Redis does without one — the one-argument
+/// form is an error, the default user accepts any password.
+fn cmd_auth(args: &Args<'_>, out: &mut Vec<u8>) {
+    match args.len() {
+        2 => write_error(
+            out,
+            b"ERR AUTH <password> called without any password configured for the default user. \
+              Are you sure your configuration is correct?",
+        ),
+        3 if eq(args.get(1), "default") => write_ok(out),
+        3 => write_error(out, WRONGPASS),
+        _ => write_error(out, SYNTAX),
+    }
+}
+
+/// `CONFIG SET` takes only the parameters this server has and the values it
+/// runs with (no persistence: `save` anything, `appendonly no`); any other
+/// parameter — `requirepass` included, since authentication is not
+/// implemented — gets Redis's unknown-option error and changes nothing.
+fn config_set(args: &Args<'_>, out: &mut Vec<u8>) {
+    if args.len() % 2 != 0 {
+        let name = args.get(args.len() - 1);
+        write_err_text(
+            out,
+            &[
+                b"ERR Unknown option or number of arguments for CONFIG SET - '",
+                name,
+                b"'",
+            ],
+        );
+        return;
+    }
+    for i in (2..args.len()).step_by(2) {
+        let (name, value) = (args.get(i), args.get(i + 1));
+        let ok = eq(name, "save") || (eq(name, "appendonly") && eq(value, "no"));
+        if !ok {
+            let known = eq(name, "appendonly");
+            if known {
+                write_err_text(
+                    out,
+                    &[
+                        b"ERR CONFIG SET failed (possibly related to argument '",
+                        name,
+                        b"') - not supported",
+                    ],
+                );
+            } else {
+                write_err_text(
+                    out,
+                    &[
+                        b"ERR Unknown option or number of arguments for CONFIG SET - '",
+                        name,
+                        b"'",
+                    ],
+                );
+            }
+            return;
+        }
+    }
+    write_ok(out);
+}
+
 fn cmd_config(args: &Args<'_>, out: &mut Vec<u8>) {
     const PARAMS: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
     let sub = args.get(1);
@@ -543,7 +637,9 @@ fn cmd_config(args: &Args<'_>, out: &mut Vec<u8>) {
             write_bulk(out, p.as_bytes());
             write_bulk(out, v.as_bytes());
         }
-    } else if (eq(sub, "set") && args.len() >= 4) || eq(sub, "resetstat") || eq(sub, "rewrite") {
+    } else if eq(sub, "set") && args.len() >= 4 {
+        config_set(args, out);
+    } else if eq(sub, "resetstat") || eq(sub, "rewrite") {
         write_ok(out);
     } else if eq(sub, "get") || eq(sub, "set") {
         let mut full = b"config|".to_vec();
@@ -574,7 +670,7 @@ mod tests {
             ranges.push(start..start + part.len());
             start += part.len() + 1;
         }
-        let mut out = Vec::new();
+        let mut out = Replies::default();
         let action = execute(
             &Args::new(line.as_bytes(), &ranges),
             store,
@@ -582,7 +678,7 @@ mod tests {
             now,
             &mut out,
         );
-        (String::from_utf8(out).unwrap(), action)
+        (String::from_utf8(out.to_bytes()).unwrap(), action)
     }
 
     #[test]
@@ -628,6 +724,18 @@ mod tests {
             r("PEXPIRE k 9223372036854775807"),
             "-ERR invalid expire time in 'pexpire' command\r\n"
         );
+        // Redis's bounds: the ms amount and the Unix-ms deadline fit an i64.
+        assert_eq!(r("SET k v"), "+OK\r\n");
+        assert_eq!(r("PEXPIRE k 9223370000000000000"), ":1\r\n");
+        assert_eq!(
+            r("EXPIRE k 9223372036854776"),
+            "-ERR invalid expire time in 'expire' command\r\n"
+        );
+        assert_eq!(r("EXPIRE k 9223370000000000"), ":1\r\n");
+        assert_eq!(
+            r("SET k v PX 9223372036854775000"),
+            "-ERR invalid expire time in 'set' command\r\n"
+        );
     }
 
     #[test]
@@ -637,7 +745,7 @@ mod tests {
             run(&mut s, &mut c, t, "quit"),
             ("+OK\r\n".to_string(), Action::Close)
         );
-        let mut out = Vec::new();
+        let mut out = Replies::default();
         let a = execute(&Args::new(b"", &[]), &mut s, &mut c, t, &mut out);
         assert_eq!((a, out.len()), (Action::Continue, 0));
     }

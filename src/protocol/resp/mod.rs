@@ -13,20 +13,21 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use netloop::protocol::resp::{RespSession, Store};
+//! use netloop::protocol::resp::{Replies, RespSession, Store};
 //! let mut store = Store::new(); // per loop, see below
 //! let mut session = RespSession::default(); // per connection
 //! let mut inbound = b"PING\r\n".to_vec();
-//! let mut out = Vec::new();
+//! let mut out = Replies::default();
 //! match session.on_bytes(&inbound, &mut out, &mut store, Instant::now()) {
-//!     Ok((consumed, close)) => {
-//!         inbound.drain(..consumed);
-//!         // write `out` in one syscall; close if `close`
-//!         # assert!(!close);
+//!     Ok(p) => {
+//!         inbound.drain(..p.consumed);
+//!         // write `out` (`Replies::fill` slices it while the socket takes
+//!         // more); close if `p.close`; call again if `p.more`
+//!         # assert!(!p.close);
 //!     }
 //!     Err(_) => { /* write `out`, then close */ }
 //! }
-//! assert_eq!(out, b"+PONG\r\n");
+//! assert_eq!(out.to_bytes(), b"+PONG\r\n");
 //! // From a timer tick: store.purge_expired(Instant::now(), 256);
 //! ```
 //!
@@ -57,13 +58,18 @@
 //!
 //! # Parsing
 //!
-//! The parser is stateless over the buffered input: each call re-parses the
-//! pending command from its first byte, so a command may be split across
-//! any number of reads. A large value costs one pass over its headers per
-//! read, not over its data. [`RespLimits`] bound the buffering.
+//! The [`CommandParser`] keeps its place between reads: a command costs time
+//! linear in its size however it is split, and once a partial command is
+//! large its bytes are copied out of the inbound buffer as they arrive (so
+//! the engine's inbound cap never stalls a command the limits allow).
+//! [`RespLimits`] bound what it holds; its buffers shrink back after a large
+//! command. Replies go through [`Replies`], which references large values
+//! instead of copying them, and the session stops at an output budget so a
+//! client that does not read meets backpressure (see [`server`]).
 
 pub mod commands;
 pub mod parser;
+pub mod reply;
 pub mod server;
 pub mod session;
 pub mod store;
@@ -71,8 +77,9 @@ pub mod value;
 pub mod writer;
 
 pub use commands::{execute, Action, ClientInfo, SERVER_VERSION};
-pub use parser::{parse_command, Args, RespError, RespLimits};
-pub use server::{RedisConn, RedisServer, StoreMode};
-pub use session::RespSession;
+pub use parser::{parse_command, Args, CommandParser, Parse, RespError, RespLimits};
+pub use reply::Replies;
+pub use server::{RedisConn, RedisServer, RespTimeouts, StoreMode};
+pub use session::{Progress, RespSession, DEFAULT_OUTPUT_BUDGET};
 pub use store::{Entry, IncrError, SetCondition, SetExpiry, Store, Ttl};
 pub use value::{InvalidValue, Value};

@@ -48,19 +48,38 @@
 //! All replies to a batch go out with one `write`. `QUIT` is answered `+OK`
 //! and the connection closes once that is flushed. A protocol error is
 //! answered `-ERR Protocol error: ...` (after the replies to the commands
-//! before it) and the connection is closed, as Redis does.
+//! before it) and the connection is closed, as Redis does
+//! ([`CloseReason::Protocol`] with the reason).
+//!
+//! # Backpressure and large replies
+//!
+//! The session stops at an output budget, large values are referenced by the
+//! [`Replies`] rather than copied, and replies are sliced into the outbound
+//! queue only while the connection is [writable](Conn::is_writable). When it
+//! is not, the rest of the replies waits in the connection's state, reading
+//! and parsing stop, and [`on_writable_changed`](EventHandler::on_writable_changed)
+//! resumes both once the queue drained. A client that pipelines without
+//! reading, or asks for a 100 MiB `MGET`, costs the server about the water
+//! marks plus socket buffers, not the reply.
+//!
+//! # Timeouts
+//!
+//! [`RespTimeouts`] are off by default, as in Redis (`timeout 0`); the
+//! example server turns them on. A command started must be complete within
+//! [`command`](RespTimeouts::command), and a connection without traffic
+//! closes after [`idle`](RespTimeouts::idle).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{RespLimits, RespSession, Store};
+use super::{Replies, RespLimits, RespSession, Store};
 use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo};
 
-/// Output buffers larger than this are dropped after use instead of being
+/// Reply buffers larger than this are dropped after use instead of being
 /// kept for the next batch.
 const MAX_RETAINED_OUT: usize = 1024 * 1024;
-/// Initial capacity of the per-loop output buffer.
-const INITIAL_OUT: usize = 16 * 1024;
+/// Most bytes handed to the outbound queue per write while slicing replies.
+const SLICE: usize = 64 * 1024;
 /// Deadlines examined per purge tick (bounds the time the store is locked).
 const PURGE_BUDGET: usize = 1024;
 /// Delay between purge ticks.
@@ -79,22 +98,52 @@ pub enum StoreMode {
     PerLoop,
 }
 
+/// The timeouts a [`RedisServer`] applies to its connections (`None`: off,
+/// the default for both, as in Redis). They run on the engine's timing wheel
+/// and close the connection with [`CloseReason::Timeout`].
+///
+/// ```
+/// use std::time::Duration;
+/// use netloop::protocol::resp::RespTimeouts;
+/// let t = RespTimeouts { command: Some(Duration::from_secs(10)), ..RespTimeouts::default() };
+/// assert_eq!(t.idle, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RespTimeouts {
+    /// A command must be complete this long after its first byte arrived.
+    pub command: Option<Duration>,
+    /// The longest time a connection may carry no traffic at all.
+    pub idle: Option<Duration>,
+}
+
 #[derive(Debug)]
 enum StoreRef {
     Shared(Arc<Mutex<Store>>),
     Own(Box<Store>),
 }
 
-/// Per-connection state of a [`RedisServer`]: the connection's [`RespSession`].
+/// Per-connection state of a [`RedisServer`]: the connection's
+/// [`RespSession`], replies waiting for the connection to drain, and which
+/// timer is armed.
 #[derive(Debug, Default)]
 pub struct RedisConn {
     session: Option<RespSession>,
+    /// Replies not yet handed to the outbound queue (backpressure).
+    pending: Replies,
+    /// The command deadline is armed.
+    command_timer: bool,
 }
 
 impl RedisConn {
     /// The connection's session (`None` before `on_open`).
     pub fn session(&self) -> Option<&RespSession> {
         self.session.as_ref()
+    }
+
+    /// Whether replies wait for the connection to drain (reading is paused
+    /// meanwhile).
+    pub fn is_backpressured(&self) -> bool {
+        !self.pending.is_empty()
     }
 }
 
@@ -106,8 +155,16 @@ impl RedisConn {
 pub struct RedisServer {
     store: StoreRef,
     limits: RespLimits,
+    timeouts: RespTimeouts,
     purge: bool,
-    out: Vec<u8>,
+    out: Replies,
+    scratch: Vec<u8>,
+}
+
+/// How a pass over a connection's input ended.
+enum Served {
+    Open,
+    Close(CloseReason),
 }
 
 impl RedisServer {
@@ -127,8 +184,10 @@ impl RedisServer {
         RedisServer {
             store,
             limits: RespLimits::default(),
+            timeouts: RespTimeouts::default(),
             purge: true,
-            out: Vec::with_capacity(INITIAL_OUT),
+            out: Replies::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -149,6 +208,12 @@ impl RedisServer {
     /// Sets the parser limits for connections opened from now on.
     pub fn with_limits(mut self, limits: RespLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the timeouts for connections opened from now on.
+    pub fn with_timeouts(mut self, timeouts: RespTimeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -174,18 +239,110 @@ impl RedisServer {
         }
     }
 
-    /// Writes the batch output (if any) and returns the action to take.
-    fn flush_out(&mut self, conn: &mut Conn<'_, RedisConn>, close: bool) -> Action {
-        let mut action = if close { Action::Close } else { Action::None };
-        if !self.out.is_empty() && conn.write(&self.out).is_err() {
-            action = Action::Close;
+    /// Hands `replies` to the outbound queue: whole when they are plain bytes
+    /// or `all` is set, otherwise slice by slice while the connection stays
+    /// writable. False when the peer is gone.
+    fn send(
+        scratch: &mut Vec<u8>,
+        conn: &mut Conn<'_, RedisConn>,
+        replies: &mut Replies,
+        all: bool,
+    ) -> bool {
+        if let Some(bytes) = replies.as_contiguous() {
+            let ok = bytes.is_empty() || conn.write(bytes).is_ok();
+            replies.reset(MAX_RETAINED_OUT);
+            return ok;
         }
-        if self.out.capacity() > MAX_RETAINED_OUT {
-            self.out = Vec::with_capacity(INITIAL_OUT);
-        } else {
-            self.out.clear();
+        while all || conn.is_writable() {
+            scratch.clear();
+            if !replies.fill(scratch, SLICE) {
+                break;
+            }
+            if conn.write(scratch).is_err() {
+                return false;
+            }
         }
-        action
+        if scratch.capacity() > 2 * SLICE {
+            *scratch = Vec::new();
+        }
+        true
+    }
+
+    /// Executes what the connection's input holds, as far as output
+    /// backpressure allows, then brings its command timer up to date.
+    fn serve(&mut self, conn: &mut Conn<'_, RedisConn>) -> Action {
+        // Moved out for the call: `peek_all` borrows the whole connection.
+        let mut session = match conn.state_mut().session.take() {
+            Some(s) => s,
+            None => RespSession::new(self.limits.clone()),
+        };
+        let served = loop {
+            let now = Instant::now();
+            let src = conn.peek_all();
+            let res = match &mut self.store {
+                StoreRef::Own(store) => session.on_bytes(src, &mut self.out, store, now),
+                StoreRef::Shared(m) => {
+                    let mut store = m.lock().unwrap_or_else(PoisonError::into_inner);
+                    session.on_bytes(src, &mut self.out, &mut store, now)
+                }
+            };
+            let (consumed, close) = match res {
+                Ok(p) if p.close => (p.consumed, Some(CloseReason::Local)),
+                Ok(p) => (p.consumed, None),
+                Err(e) => (conn.buffered(), Some(CloseReason::Protocol(e.to_string()))),
+            };
+            conn.discard(consumed);
+            if let Some(reason) = close {
+                // Bounded: the session stops at its budget before the
+                // command that closes.
+                if !Self::send(&mut self.scratch, conn, &mut self.out, true) {
+                    self.out.reset(MAX_RETAINED_OUT);
+                    break Served::Close(CloseReason::Local);
+                }
+                break Served::Close(reason);
+            }
+            if !Self::send(&mut self.scratch, conn, &mut self.out, false) {
+                self.out.reset(MAX_RETAINED_OUT);
+                break Served::Close(CloseReason::Local);
+            }
+            if !self.out.is_empty() || !conn.is_writable() {
+                // Output backs up: keep the rest of the replies with the
+                // connection and stop reading until it drains.
+                std::mem::swap(&mut self.out, &mut conn.state_mut().pending);
+                conn.pause_read();
+                break Served::Open;
+            }
+            if !matches!(res, Ok(p) if p.more) {
+                break Served::Open;
+            }
+        };
+        let in_command = session.in_command();
+        conn.state_mut().session = Some(session);
+        match served {
+            Served::Open => {
+                self.update_timer(conn, in_command);
+                Action::None
+            }
+            Served::Close(CloseReason::Local) => Action::Close,
+            Served::Close(reason) => {
+                conn.close_with(reason);
+                Action::None
+            }
+        }
+    }
+
+    /// Arms the command deadline while a command is in progress (not while
+    /// waiting on backpressure), clears it otherwise; only on a change.
+    fn update_timer(&self, conn: &mut Conn<'_, RedisConn>, in_command: bool) {
+        let Some(limit) = self.timeouts.command else {
+            return;
+        };
+        let state = conn.state();
+        let want = state.pending.is_empty() && (in_command || conn.buffered() > 0);
+        if want != state.command_timer {
+            conn.set_deadline(want.then(|| Instant::now() + limit));
+            conn.state_mut().command_timer = want;
+        }
     }
 }
 
@@ -194,45 +351,43 @@ impl EventHandler for RedisServer {
 
     fn on_open(&mut self, conn: &mut Conn<'_, RedisConn>) -> Action {
         conn.state_mut().session = Some(RespSession::new(self.limits.clone()));
+        if let Some(idle) = self.timeouts.idle {
+            conn.set_idle_timeout(Some(idle));
+        }
         Action::None
     }
 
     fn on_traffic(&mut self, conn: &mut Conn<'_, RedisConn>) -> Action {
-        if conn.buffered() == 0 {
+        if conn.buffered() == 0 || !conn.state().pending.is_empty() {
             return Action::None;
         }
-        // Moved out for the call: `peek_all` borrows the whole connection.
-        let mut session = match conn.state_mut().session.take() {
-            Some(s) => s,
-            None => RespSession::new(self.limits.clone()),
-        };
-        self.out.clear();
-        let now = Instant::now();
-        let src = conn.peek_all();
-        let res = match &mut self.store {
-            StoreRef::Own(store) => session.on_bytes(src, &mut self.out, store, now),
-            StoreRef::Shared(m) => {
-                let mut store = m.lock().unwrap_or_else(PoisonError::into_inner);
-                session.on_bytes(src, &mut self.out, &mut store, now)
-            }
-        };
-        conn.state_mut().session = Some(session);
-        match res {
-            Ok((consumed, close)) => {
-                conn.discard(consumed);
-                self.flush_out(conn, close)
-            }
-            Err(_) => {
-                // `-ERR Protocol error: ...` is in `out`; ignore what follows.
-                let n = conn.buffered();
-                conn.discard(n);
-                self.flush_out(conn, true)
-            }
+        self.serve(conn)
+    }
+
+    fn on_writable_changed(&mut self, conn: &mut Conn<'_, RedisConn>, writable: bool) {
+        if !writable || conn.state().pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut conn.state_mut().pending);
+        let ok = Self::send(&mut self.scratch, conn, &mut pending, false);
+        if !ok {
+            conn.close();
+            return;
+        }
+        if !pending.is_empty() {
+            conn.state_mut().pending = pending;
+            return;
+        }
+        conn.resume_read();
+        if conn.buffered() > 0 && self.serve(conn) == Action::Close {
+            conn.close();
         }
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, RedisConn>, _reason: &CloseReason) {
-        conn.state_mut().session = None;
+        let state = conn.state_mut();
+        state.session = None;
+        state.pending = Replies::default();
     }
 
     fn on_tick(&mut self, _info: &LoopInfo<'_>) -> (Duration, Action) {

@@ -5,13 +5,15 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A stored value and its optional deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The value bytes.
-    pub value: Vec<u8>,
+    /// The value bytes, shared: a reply still being sent keeps the value it
+    /// read alive (and unchanged) while the key moves on.
+    pub value: Arc<[u8]>,
     /// When the key stops existing (expired once `now >= expires_at`).
     pub expires_at: Option<Instant>,
 }
@@ -124,6 +126,11 @@ impl Store {
         self.entry(key, now).map(|e| &e.value[..])
     }
 
+    /// The live value for `key`, shared (a reference count, not a copy).
+    pub fn get_shared(&mut self, key: &[u8], now: Instant) -> Option<&Arc<[u8]>> {
+        self.entry(key, now).map(|e| &e.value)
+    }
+
     /// Whether `key` exists (and is not expired).
     pub fn contains(&mut self, key: &[u8], now: Instant) -> bool {
         self.entry(key, now).is_some()
@@ -168,15 +175,14 @@ impl Store {
         };
         match existing {
             Some(e) => {
-                e.value.clear();
-                e.value.extend_from_slice(value);
+                overwrite(&mut e.value, value);
                 e.expires_at = new_deadline;
             }
             None => {
                 self.map.insert(
                     key.to_vec(),
                     Entry {
-                        value: value.to_vec(),
+                        value: Arc::from(value),
                         expires_at: new_deadline,
                     },
                 );
@@ -209,15 +215,14 @@ impl Store {
             Some(e) => {
                 let cur = super::parser::parse_i64(&e.value).ok_or(IncrError::NotInteger)?;
                 let new = cur.checked_add(delta).ok_or(IncrError::Overflow)?;
-                e.value.clear();
-                e.value.extend_from_slice(buf.format(new).as_bytes());
+                overwrite(&mut e.value, buf.format(new).as_bytes());
                 Ok(new)
             }
             None => {
                 self.map.insert(
                     key.to_vec(),
                     Entry {
-                        value: buf.format(delta).as_bytes().to_vec(),
+                        value: Arc::from(buf.format(delta).as_bytes()),
                         expires_at: None,
                     },
                 );
@@ -284,6 +289,16 @@ impl Store {
             }
         }
         removed
+    }
+}
+
+/// Replaces a stored value: in place when no reply holds it and the length
+/// is unchanged (a steady `SET` of same-sized values allocates nothing),
+/// otherwise in a new allocation.
+fn overwrite(slot: &mut Arc<[u8]>, value: &[u8]) {
+    match Arc::get_mut(slot) {
+        Some(bytes) if bytes.len() == value.len() => bytes.copy_from_slice(value),
+        _ => *slot = Arc::from(value),
     }
 }
 

@@ -106,7 +106,6 @@ fn body_with_long_chunk_extensions_is_answered() {
 /// With the default limits the same padding is refused with 413 — readable
 /// by a client still uploading only once the engine lingers on close.
 #[test]
-#[ignore = "needs engine lingering close"]
 fn chunk_extension_padding_past_the_limit_gets_413() {
     let (engine, addr) = start(Limits::default(), HttpTimeouts::default());
     let mut req = chunked_head();
@@ -122,7 +121,6 @@ fn chunk_extension_padding_past_the_limit_gets_413() {
 /// A `Content-Length` over the limit while the client keeps uploading: the
 /// 413 must reach it (needs the engine's lingering close).
 #[test]
-#[ignore = "needs engine lingering close"]
 fn rejected_upload_reads_413_not_reset() {
     let limits = Limits {
         max_body_bytes: 1000,

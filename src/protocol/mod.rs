@@ -28,3 +28,5 @@
 #[cfg(feature = "http")]
 pub mod http;
 pub mod resp;
+#[cfg(feature = "websocket")]
+pub mod websocket;

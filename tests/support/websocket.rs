@@ -84,18 +84,23 @@ pub struct RawWs {
 }
 
 impl RawWs {
-    /// Connects and sends `request` as is; returns the client and the response
-    /// head (up to and including the blank line).
-    pub fn connect_with(addr: SocketAddr, request: &str) -> (RawWs, String) {
+    /// Connects, sending nothing yet.
+    pub fn connect_raw(addr: SocketAddr) -> RawWs {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         stream.set_nodelay(true).unwrap();
-        let mut ws = RawWs {
+        RawWs {
             stream,
             buf: Vec::new(),
-        };
+        }
+    }
+
+    /// Connects and sends `request` as is; returns the client and the response
+    /// head (up to and including the blank line).
+    pub fn connect_with(addr: SocketAddr, request: &str) -> (RawWs, String) {
+        let mut ws = Self::connect_raw(addr);
         ws.stream.write_all(request.as_bytes()).unwrap();
         let head = ws.read_head();
         (ws, head)

@@ -424,7 +424,9 @@ mod tests {
 
     #[test]
     fn order_and_role_violations() {
-        let cases: Vec<(Vec<(bool, u8, OpCode, Option<[u8; 4]>, &[u8])>, WsError)> = vec![
+        /// fin, reserved bits, opcode, mask, payload.
+        type Frame = (bool, u8, OpCode, Option<[u8; 4]>, &'static [u8]);
+        let cases: Vec<(Vec<Frame>, WsError)> = vec![
             (
                 vec![(true, 0, OpCode::Continuation, MASK, b"x")],
                 WsError::UnexpectedContinuation,

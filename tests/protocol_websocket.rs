@@ -496,3 +496,25 @@ print("ok")
     let _ = std::io::stderr().flush();
     engine.stop();
 }
+
+/// The example's self-test: the netloop client (over the dialer) against the
+/// example server, echo and chat room across two loops, with compression.
+#[test]
+fn websocket_example_self_test() {
+    let (status, out, err) = run_example(
+        "websocket",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--loops",
+            "2",
+            "--deflate",
+            "--self-test",
+        ],
+    );
+    assert!(
+        status.success() && out.contains("ok: websocket self-test passed"),
+        "websocket example failed: {status}\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    assert!(out.contains("listening on 127.0.0.1:"), "{out}");
+}

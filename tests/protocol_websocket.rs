@@ -421,6 +421,8 @@ fn broadcast_through_handles_across_loops() {
         for c in &mut clients {
             c.expect(1, b"to everyone");
         }
+        room.0.lock().unwrap()[1].ping(b"hb");
+        clients[1].expect(9, b"hb");
         room.0.lock().unwrap()[0].close(CloseCode::GOING_AWAY, "bye");
         let f = clients[0].read_frame().unwrap();
         assert_eq!(f.close_code(), 1001);

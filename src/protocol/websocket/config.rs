@@ -8,6 +8,11 @@ use crate::protocol::http::Limits;
 /// Settings shared by every connection of a [`WebSocket`](super::WebSocket)
 /// handler (one copy per loop).
 ///
+/// Frames up to 64 KiB are waited for whole in the connection's inbound
+/// buffer, larger ones are consumed as they arrive: keep the engine's
+/// [`Options::max_inbound_bytes`](crate::Options::max_inbound_bytes) above
+/// that (its default is 4 MiB).
+///
 /// ```
 /// use netloop::protocol::websocket::{Config, DeflateConfig};
 /// let cfg = Config::default()
@@ -33,7 +38,9 @@ pub struct Config {
     /// permessage-deflate (RFC 7692); `None` (the default) never negotiates it.
     pub deflate: Option<DeflateConfig>,
     /// Close a connection after this long without traffic in either direction
-    /// (on the engine's timing wheel). Default: off.
+    /// (on the engine's timing wheel). Default: off. The engine keeps a small
+    /// per-connection record for timeouts (about 200 bytes), so this raises the
+    /// memory of an idle connection accordingly.
     pub idle_timeout: Option<Duration>,
     /// Once a close frame is sent, how long to wait for the peer's close frame
     /// before closing the TCP connection anyway (default 5 s).

@@ -458,6 +458,15 @@ impl WsHandle {
         }
     }
 
+    /// Queues a ping (payload cut to 125 bytes); the answer arrives as
+    /// [`on_pong`](super::WebSocketHandler::on_pong). With the handles kept in
+    /// a list, another thread can ping every connection periodically.
+    pub fn ping(&self, payload: &[u8]) {
+        let n = payload.len().min(super::frame::MAX_CONTROL_PAYLOAD);
+        self.handle
+            .async_write(self.frame(OpCode::Ping, &payload[..n]), None);
+    }
+
     /// Sends a close frame, then closes the connection once it is written
     /// (without waiting for the peer's answer).
     pub fn close(&self, code: CloseCode, reason: &str) {

@@ -11,6 +11,10 @@
 //!   `httparse`, chunked bodies, `Expect: 100-continue`, keep-alive rules,
 //!   limits mapped to status codes, a response writer, a cached HTTP `Date`,
 //!   and a per-connection [`http::Session`] that answers pipelined requests.
+//! * [`websocket`] (feature `websocket`, on by default): RFC 6455 over the
+//!   HTTP upgrade, with permessage-deflate; unlike the others it comes with
+//!   its own [`EventHandler`](crate::EventHandler) (server and client), since
+//!   its state machine is driven by the connection as much as by the bytes.
 //! * [`resp`]: a streaming RESP2 parser (multibulk and inline commands), reply
 //!   writers, an in-memory [`resp::Store`] with expiry and the command logic,
 //!   driven by a per-connection [`resp::RespSession`].
@@ -28,3 +32,5 @@
 #[cfg(feature = "http")]
 pub mod http;
 pub mod resp;
+#[cfg(feature = "websocket")]
+pub mod websocket;

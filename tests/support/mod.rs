@@ -11,6 +11,7 @@ mod input;
 mod net;
 mod process;
 mod wait;
+mod websocket;
 
 pub use examples::*;
 pub use handlers::*;
@@ -18,6 +19,7 @@ pub use input::*;
 pub use net::*;
 pub use process::*;
 pub use wait::*;
+pub use websocket::*;
 
 /// The builder every test starts its engine from. Tests never call
 /// `Engine::builder()` directly: this is the one place where a suite-wide switch

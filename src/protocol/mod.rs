@@ -1,4 +1,4 @@
-//! Pure, transport-free protocol layers: HTTP/1.1 and Redis RESP2.
+//! Pure, transport-free protocol layers: HTTP/1.1, Redis RESP2 and the PROXY protocol.
 //!
 //! # What
 //!
@@ -14,6 +14,9 @@
 //! * [`resp`]: a streaming RESP2 parser (multibulk and inline commands), reply
 //!   writers, an in-memory [`resp::Store`] with expiry and the command logic,
 //!   driven by a per-connection [`resp::RespSession`].
+//! * [`proxy`]: the PROXY protocol (v1 and v2) a load balancer prepends to
+//!   each connection: an incremental strict parser, TLVs, an encoder, and the
+//!   per-listener trust policy.
 //!
 //! # Why
 //!
@@ -27,4 +30,5 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+pub mod proxy;
 pub mod resp;

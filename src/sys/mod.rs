@@ -4,6 +4,8 @@
 //! carries a `// SAFETY:` comment saying why the call is sound. Everything above this
 //! module is safe Rust.
 
+pub(crate) mod process;
+
 pub(crate) use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use std::io::{self, IoSlice};

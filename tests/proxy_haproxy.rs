@@ -39,7 +39,8 @@ fn haproxy(backend: SocketAddr, server_options: &str) -> (Served, SocketAddr, st
     cmd.args(["-db", "-f"]).arg(&path);
     let h = Served::spawn(cmd);
     assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect(frontend).is_ok()),
+        wait_until(Duration::from_secs(10), || TcpStream::connect(frontend)
+            .is_ok()),
         "haproxy did not start: {:?}",
         h.lines()
     );
@@ -68,7 +69,9 @@ fn relayed(backend: &TcpListener, client: SocketAddr, data_len: usize) -> (Proxy
                 break Some((header, consumed));
             }
         };
-        let Some((header, consumed)) = parsed else { continue };
+        let Some((header, consumed)) = parsed else {
+            continue;
+        };
         if header.source() != Some(client) {
             continue;
         }
@@ -84,13 +87,19 @@ fn relayed(backend: &TcpListener, client: SocketAddr, data_len: usize) -> (Proxy
 
 #[test]
 fn haproxy_send_proxy_v1_and_v2_parse_to_the_client_address() {
-    if !have_tool("haproxy", "haproxy_send_proxy_v1_and_v2_parse_to_the_client_address") {
+    if !have_tool(
+        "haproxy",
+        "haproxy_send_proxy_v1_and_v2_parse_to_the_client_address",
+    ) {
         return;
     }
     for (options, version) in [
         ("send-proxy", Version::V1),
         ("send-proxy-v2", Version::V2),
-        ("send-proxy-v2 proxy-v2-options crc32c,unique-id", Version::V2),
+        (
+            "send-proxy-v2 proxy-v2-options crc32c,unique-id",
+            Version::V2,
+        ),
     ] {
         let backend = TcpListener::bind("127.0.0.1:0").unwrap();
         let (h, frontend, cfg) = haproxy(backend.local_addr().unwrap(), options);
@@ -104,7 +113,10 @@ fn haproxy_send_proxy_v1_and_v2_parse_to_the_client_address() {
         assert_eq!(header.destination(), Some(frontend), "{options}");
         assert_eq!(rest, b"hello through haproxy");
         if options.contains("crc32c") {
-            assert!(header.crc32c().is_some(), "HAProxy sent a checksum (verified)");
+            assert!(
+                header.crc32c().is_some(),
+                "HAProxy sent a checksum (verified)"
+            );
             let expected = format!("conn-{}-{}", client_addr.ip(), client_addr.port());
             assert_eq!(header.unique_id(), Some(expected.as_bytes()), "{header:?}");
         }

@@ -103,6 +103,7 @@
 //! | protocols | [`protocol`] | transport-free HTTP/1.1 and RESP2 state machines |
 //! | datagrams | [`udp`] | UDP and Unix datagram servers: `recvmmsg`/`sendmmsg` batches on their own loops |
 //! | clients | [`Client`], [`EngineHandle::dial`], [`DialOptions`] | outgoing TCP/Unix connections served like accepted ones |
+//! | deployment | [`prefork`] | prefork supervisor, zero-downtime restart, socket activation, hand-over |
 //! | addresses | [`Addr`], [`ToAddr`] | `tcp://`, `tcp4://`, `tcp6://`, `unix://`, `udp://`, `udp4://`, `udp6://`, `unixgram://` |
 //!
 //! # Configuration
@@ -122,6 +123,7 @@ mod engine;
 mod error;
 mod handler;
 mod options;
+pub mod prefork;
 pub mod protocol;
 mod sys;
 mod transport;

@@ -241,7 +241,8 @@ fn builder_methods_apply_on_top_of_options() {
     let mut second = connect(&engine);
     let (got, _) = read_to_end(&mut second);
     assert!(got.is_empty());
-    assert_eq!(engine.handle().stats().rejected, 1);
+    let h = engine.handle();
+    assert!(wait_until(Duration::from_secs(5), || h.stats().rejected == 1));
     engine.stop();
 }
 

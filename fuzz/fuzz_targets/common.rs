@@ -18,6 +18,7 @@ pub fn split(data: &[u8], cfg_len: usize) -> (Vec<u8>, &[u8], &[u8]) {
     (cfg, &rest[..k], &rest[k..])
 }
 
+#[allow(dead_code)] // the proxy_header target drives no codec
 /// Feeds `stream` to `codec` in chunks whose sizes cycle through `sizes` (each
 /// 1..=256; one chunk if `sizes` is empty), appending to an inbound buffer,
 /// decoding repeatedly and draining `consumed`. Checks the `Decoded` invariants and

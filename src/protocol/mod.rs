@@ -1,4 +1,4 @@
-//! Pure, transport-free protocol layers: HTTP/1.1 and Redis RESP2.
+//! Pure, transport-free protocol layers: HTTP/1.1, Redis RESP2 and the PROXY protocol.
 //!
 //! # What
 //!
@@ -18,6 +18,9 @@
 //! * [`resp`]: a streaming RESP2 parser (multibulk and inline commands), reply
 //!   writers, an in-memory [`resp::Store`] with expiry and the command logic,
 //!   driven by a per-connection [`resp::RespSession`].
+//! * [`proxy`]: the PROXY protocol (v1 and v2) a load balancer prepends to
+//!   each connection: an incremental strict parser, TLVs, an encoder, and the
+//!   per-listener trust policy.
 //!
 //! # Why
 //!
@@ -31,6 +34,7 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+pub mod proxy;
 pub mod resp;
 #[cfg(feature = "websocket")]
 pub mod websocket;

@@ -7,6 +7,7 @@
 mod datagram;
 mod epoll;
 mod eventfd;
+pub(crate) mod process;
 mod socket;
 mod thread;
 

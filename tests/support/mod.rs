@@ -1,6 +1,7 @@
 //! Helpers shared by every integration test: waiting and deadlines, loopback
 //! clients, process probes (descriptors, CPU time, memory), recording handlers,
-//! deterministic bad input, and running the examples.
+//! deterministic bad input, running the examples, and examples run as server
+//! processes (output, children, signals).
 //!
 //! Each test file includes it with `mod support;` and `use support::*;`.
 #![allow(dead_code, unused_imports)]
@@ -10,6 +11,7 @@ mod handlers;
 mod input;
 mod net;
 mod process;
+mod served;
 mod wait;
 mod websocket;
 
@@ -18,6 +20,7 @@ pub use handlers::*;
 pub use input::*;
 pub use net::*;
 pub use process::*;
+pub use served::*;
 pub use wait::*;
 pub use websocket::*;
 

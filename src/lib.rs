@@ -135,6 +135,8 @@ mod sys;
 mod task_queue;
 mod threads;
 mod timer_wheel;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod udp;
 mod worker_pool;
 

@@ -516,15 +516,19 @@ fn drain_alerts<C: Unbuffered>(
     consumed: &mut usize,
     out: &mut Vec<u8>,
 ) {
-    // An alert is one record; a few rounds cover encode + transmit. rustls hands
-    // queued records out before it looks at input again, and returns the stored
-    // error once they are out.
+    // rustls hands queued records out before it looks at input again; once they
+    // are out it must not be called again: it would re-read the input that
+    // failed (and, after a framing error, queue a second fatal alert). An alert
+    // is one record; the bound only guards against a state machine that keeps
+    // queueing.
     for _ in 0..8 {
+        if !conn.wants_write() {
+            return;
+        }
         let UnbufferedStatus { discard, state } = conn.process(&mut wire[*consumed..]);
         *consumed += discard;
         match state {
             Ok(ConnectionState::EncodeTlsData(mut enc)) => encode(&mut enc, out),
-            Ok(ConnectionState::TransmitTlsData(tx)) => tx.done(),
             _ => return,
         }
     }

@@ -10,6 +10,8 @@ mod handlers;
 mod input;
 mod net;
 mod process;
+#[cfg(feature = "tls")]
+mod tls;
 mod wait;
 
 pub use examples::*;
@@ -17,6 +19,8 @@ pub use handlers::*;
 pub use input::*;
 pub use net::*;
 pub use process::*;
+#[cfg(feature = "tls")]
+pub use tls::*;
 pub use wait::*;
 
 /// The builder every test starts its engine from. Tests never call

@@ -102,19 +102,16 @@ fn full_handshake_then_data_both_ways() {
     assert_eq!(client.plain, b"pong over TLS");
 }
 
-#[test]
-fn resumed_handshakes_tls13_and_tls12() {
-    let s = setup();
-    let acceptor = s.acceptor(|b| b);
-    for versions in [
-        &[&rustls::version::TLS13][..],
-        &[&rustls::version::TLS12][..],
-    ] {
-        // One client config = one resumption store.
-        let config = s.client_config_versions(versions);
-        let mut kinds = Vec::new();
-        for _ in 0..3 {
-            let mut server = Side::server(&acceptor);
+/// The kinds of `n` handshakes in a row from one client config (one resumption
+/// store), each followed by a request that must arrive.
+fn handshake_kinds(
+    acceptor: &TlsAcceptor,
+    config: &Arc<rustls::ClientConfig>,
+    n: usize,
+) -> Vec<HandshakeKind> {
+    (0..n)
+        .map(|_| {
+            let mut server = Side::server(acceptor);
             let mut client = RustlsClient::new(config.clone(), "localhost");
             handshake_with_client(&mut server, &mut client).unwrap();
             assert_eq!(
@@ -123,20 +120,25 @@ fn resumed_handshakes_tls13_and_tls12() {
             );
             // Resumed sessions still know the SNI name.
             assert_eq!(server.session.server_name(), Some("localhost"));
-            let records = client.send(b"after resumption");
-            server.feed(&records).unwrap();
-            assert_eq!(server.plain, b"after resumption");
-            kinds.push(server.session.handshake_kind().unwrap());
-        }
-        assert_eq!(
-            kinds,
-            [
-                HandshakeKind::Full,
-                HandshakeKind::Resumed,
-                HandshakeKind::Resumed
-            ],
-            "{versions:?}"
-        );
+            server.feed(&client.send(b"request")).unwrap();
+            assert_eq!(server.plain, b"request");
+            server.session.handshake_kind().unwrap()
+        })
+        .collect()
+}
+
+const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+#[test]
+fn resumed_handshakes_tls13_and_tls12() {
+    use HandshakeKind::{Full, Resumed};
+    let s = setup();
+    let acceptor = s.acceptor(|b| b);
+    for versions in [TLS13, TLS12] {
+        let config = s.client_config_versions(versions);
+        let kinds = handshake_kinds(&acceptor, &config, 3);
+        assert_eq!(kinds, [Full, Resumed, Resumed], "{versions:?}");
     }
 }
 
@@ -144,18 +146,9 @@ fn resumed_handshakes_tls13_and_tls12() {
 fn resumption_through_the_session_cache_without_tickets() {
     let s = setup();
     let acceptor = s.acceptor(|b| b.tickets(false));
-    for versions in [
-        &[&rustls::version::TLS13][..],
-        &[&rustls::version::TLS12][..],
-    ] {
+    for versions in [TLS13, TLS12] {
         let config = s.client_config_versions(versions);
-        let mut kinds = Vec::new();
-        for _ in 0..2 {
-            let mut server = Side::server(&acceptor);
-            let mut client = RustlsClient::new(config.clone(), "localhost");
-            handshake_with_client(&mut server, &mut client).unwrap();
-            kinds.push(server.session.handshake_kind().unwrap());
-        }
+        let kinds = handshake_kinds(&acceptor, &config, 2);
         assert_eq!(kinds, [HandshakeKind::Full, HandshakeKind::Resumed]);
     }
 }
@@ -164,13 +157,8 @@ fn resumption_through_the_session_cache_without_tickets() {
 fn no_resumption_when_cache_and_tickets_are_off() {
     let s = setup();
     let acceptor = s.acceptor(|b| b.tickets(false).session_cache(0));
-    let config = s.client_config(|b| b);
-    for _ in 0..2 {
-        let mut server = Side::server(&acceptor);
-        let mut client = RustlsClient::new(config.clone(), "localhost");
-        handshake_with_client(&mut server, &mut client).unwrap();
-        assert_eq!(server.session.handshake_kind(), Some(HandshakeKind::Full));
-    }
+    let kinds = handshake_kinds(&acceptor, &s.client_config(|b| b), 2);
+    assert_eq!(kinds, [HandshakeKind::Full, HandshakeKind::Full]);
 }
 
 #[test]
@@ -548,10 +536,7 @@ fn old_protocol_versions_only() {
     // A TLS 1.2-only client against a TLS 1.3-only server.
     let strict = s.acceptor(|b| b.tls13_only(true));
     let mut server = Side::server(&strict);
-    let mut client = RustlsClient::new(
-        s.client_config_versions(&[&rustls::version::TLS12]),
-        "localhost",
-    );
+    let mut client = RustlsClient::new(s.client_config_versions(TLS12), "localhost");
     let err = handshake_with_client(&mut server, &mut client).unwrap_err();
     assert_eq!(err.failure(), TlsFailure::Incompatible, "{err}");
 }

@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use netloop::tls::{rustls, ServerConfigBuilder};
 
-pub struct Args {
-    pub addr: SocketAddr,
-    pub threads: usize,
-    pub config: Arc<rustls::ServerConfig>,
+struct Args {
+    addr: SocketAddr,
+    threads: usize,
+    config: Arc<rustls::ServerConfig>,
 }
 
 /// Parses the command line (`alpn`: the protocols offered); exits with a message
 /// on a bad one.
-pub fn args(name: &str, alpn: &[&str]) -> Args {
+fn args(name: &str, alpn: &[&str]) -> Args {
     parse(alpn).unwrap_or_else(|e| {
         eprintln!("{name}: {e}");
         eprintln!("usage: {name} --addr HOST:PORT --tls-cert PEM --tls-key PEM [--threads N]");
@@ -66,7 +66,7 @@ fn parse(alpn: &[&str]) -> Result<Args, String> {
 }
 
 /// A current-thread runtime for one thread, a multi-thread one for more.
-pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
     if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -80,17 +80,40 @@ pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
     .expect("tokio runtime")
 }
 
-/// Binds, prints `listening on ADDR`, or exits.
-pub async fn listen(name: &str, addr: SocketAddr) -> tokio::net::TcpListener {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .unwrap_or_else(|e| {
-            eprintln!("{name}: bind {addr}: {e}");
-            std::process::exit(1);
-        });
-    println!(
-        "listening on {}",
-        listener.local_addr().expect("local addr")
-    );
-    listener
+/// A TLS stream of the peers.
+pub type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Parses the command line, binds, prints `listening on ADDR`, then accepts
+/// forever: a task per connection completes the handshake and runs `serve`.
+pub fn run<F, Fut>(name: &'static str, alpn: &[&str], serve: F)
+where
+    F: Fn(Stream) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let args = args(name, alpn);
+    let acceptor = tokio_rustls::TlsAcceptor::from(args.config);
+    runtime(args.threads).block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("{name}: bind {}: {e}", args.addr);
+                std::process::exit(1);
+            });
+        println!(
+            "listening on {}",
+            listener.local_addr().expect("local addr")
+        );
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
 }

@@ -19,7 +19,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio_rustls::TlsAcceptor;
 
 async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, ctype, body): (_, _, &'static [u8]) = match req.uri().path() {
@@ -41,25 +40,10 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 }
 
 fn main() {
-    let args = tls_peer::args("peer-hyper-tls", &["http/1.1"]);
-    let acceptor = TlsAcceptor::from(args.config);
-    tls_peer::runtime(args.threads).block_on(async move {
-        let listener = tls_peer::listen("peer-hyper-tls", args.addr).await;
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = http1::Builder::new()
-                    .pipeline_flush(true)
-                    .serve_connection(TokioIo::new(tls), service_fn(route))
-                    .await;
-            });
-        }
+    tls_peer::run("peer-hyper-tls", &["http/1.1"], |tls| async move {
+        let _ = http1::Builder::new()
+            .pipeline_flush(true)
+            .serve_connection(TokioIo::new(tls), service_fn(route))
+            .await;
     });
 }

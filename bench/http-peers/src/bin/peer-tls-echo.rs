@@ -10,35 +10,19 @@
 mod tls_peer;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
 
 fn main() {
-    let args = tls_peer::args("peer-tls-echo", &[]);
-    let acceptor = TlsAcceptor::from(args.config);
-    tls_peer::runtime(args.threads).block_on(async move {
-        let listener = tls_peer::listen("peer-tls-echo", args.addr).await;
+    tls_peer::run("peer-tls-echo", &[], |mut tls| async move {
+        let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+            let n = match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
             };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    let n = match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if tls.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tls.shutdown().await;
-            });
+            if tls.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
         }
+        let _ = tls.shutdown().await;
     });
 }

@@ -756,3 +756,32 @@ fn pem_round_trip_and_config_errors() {
     assert!(netloop::tls::server_name("not a name!").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn client_hello_split_across_records_is_reassembled() {
+    let s = setup();
+    let acceptor = s.acceptor(|b| b);
+    let mut client = RustlsClient::new(s.client_config(|b| b), "localhost");
+    let hello = client.outgoing();
+    // Re-frame the one handshake record as two, cutting the message in half.
+    let payload = &hello[5..];
+    let (a, b) = payload.split_at(payload.len() / 2);
+    let frame = |part: &[u8]| {
+        let mut r = vec![0x16, 0x03, 0x01];
+        r.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        r.extend_from_slice(part);
+        r
+    };
+    let (first, second) = (frame(a), frame(b));
+    let mut server = Side::server(&acceptor);
+    let out = server.feed(&first).unwrap();
+    assert!(out.is_empty());
+    // rustls keeps the half message in the caller's bytes: all of it is pending.
+    assert_eq!(server.pending.len(), first.len());
+    let out = server.feed(&second).unwrap();
+    assert!(!out.is_empty(), "the server answers the reassembled hello");
+    assert!(server.pending.is_empty());
+    client.incoming(&out).unwrap();
+    handshake_with_client(&mut server, &mut client).unwrap();
+    assert_eq!(server.session.server_name(), Some("localhost"));
+}

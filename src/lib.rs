@@ -126,6 +126,8 @@ mod options;
 pub mod prefork;
 pub mod protocol;
 mod sys;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 pub mod udp;
 mod worker_pool;

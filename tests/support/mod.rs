@@ -12,6 +12,8 @@ mod input;
 mod net;
 mod process;
 mod served;
+#[cfg(feature = "tls")]
+mod tls;
 mod wait;
 mod websocket;
 
@@ -21,6 +23,8 @@ pub use input::*;
 pub use net::*;
 pub use process::*;
 pub use served::*;
+#[cfg(feature = "tls")]
+pub use tls::*;
 pub use wait::*;
 pub use websocket::*;
 

@@ -578,3 +578,36 @@ fn an_ipv6_wildcard_listener_is_dual_stack_by_default() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     engine.stop();
 }
+
+// ----- inherited listeners -----
+
+/// An already-bound listening socket (as a parent process or a service manager
+/// hands one over) is served as it is, its address learned from the socket; a
+/// socket that is not a listening stream socket is refused with a clear error.
+#[test]
+fn an_inherited_listener_is_served() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let engine = engine_builder()
+        .loops(2)
+        .listener(std_listener)
+        .start_with(Echo)
+        .unwrap();
+    assert_eq!(engine.local_addr().as_tcp(), Some(addr));
+    assert_eq!(engine.listener_fds().len(), 1);
+    for _ in 0..4 {
+        timed_round_trip(addr, b"inherited");
+    }
+    engine.stop();
+
+    let not_listening =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let e = engine_builder()
+        .listener(not_listening)
+        .start_with(Echo)
+        .unwrap_err();
+    assert!(e.to_string().contains("not listening"), "{e}");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let e = engine_builder().listener(udp).start_with(Echo).unwrap_err();
+    assert!(e.to_string().contains("not a stream socket"), "{e}");
+}

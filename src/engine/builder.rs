@@ -270,6 +270,8 @@ struct Bound {
     for_acceptor: Vec<Arc<ListenSocket>>,
     /// The addresses actually bound, in the order given.
     addrs: Vec<Addr>,
+    /// The first socket of each listener, in the order given.
+    sockets: Vec<Arc<ListenSocket>>,
 }
 
 /// Step 1: binds (or adopts) every listener and assigns it to the loops or the
@@ -280,6 +282,7 @@ fn bind(configs: Vec<ListenConfig>, opts: &Options) -> Result<Bound> {
         per_loop: vec![Vec::new(); n],
         for_acceptor: Vec::new(),
         addrs: Vec::new(),
+        sockets: Vec::new(),
     };
     for config in configs {
         let layers: Arc<[_]> = config.layers.into();
@@ -293,6 +296,7 @@ fn bind(configs: Vec<ListenConfig>, opts: &Options) -> Result<Bound> {
         };
         let first = Arc::new(first.with_layers(layers.clone()));
         b.addrs.push(first.addr.clone());
+        b.sockets.push(first.clone());
         let mode = match (opts.mode, &first.addr) {
             // No SO_REUSEPORT for Unix sockets, nor a way to bind more sockets to an
             // inherited one's port that the parent would know of.
@@ -361,6 +365,7 @@ where
         handle: handle.clone(),
         threads: Vec::new(),
         addrs: bound.addrs,
+        sockets: bound.sockets,
     };
     for (shared_loop, listeners) in loops.iter().cloned().zip(bound.per_loop) {
         let setup = LoopSetup {

@@ -36,6 +36,10 @@ pub(crate) struct ListenSocket {
     unlink: Option<PathBuf>,
     /// Transport layers every accepted connection gets (see `crate::transport`).
     pub(crate) layers: Arc<[Arc<dyn LayerFactory>]>,
+    /// Inherited from another process (a supervisor, a service manager), which may
+    /// hand the same socket to other processes: registered `EPOLLEXCLUSIVE` so one
+    /// connection wakes one acceptor, not all of them.
+    pub(crate) inherited: bool,
 }
 
 impl Drop for ListenSocket {
@@ -100,6 +104,7 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
                 addr: local,
                 unlink: None,
                 layers: Arc::new([]),
+                inherited: false,
             })
         }
         Addr::Unix(path) => {
@@ -123,6 +128,7 @@ pub(crate) fn bind(addr: &Addr, opts: &Options, reuse_port: bool) -> Result<List
                 addr: addr.clone(),
                 unlink: Some(path.clone()),
                 layers: Arc::new([]),
+                inherited: false,
             })
         }
         Addr::Udp(_) | Addr::Unixgram(_) => Err(Error::WrongAddressKind {
@@ -166,6 +172,7 @@ pub(crate) fn adopt(fd: OwnedFd, _opts: &Options) -> Result<ListenSocket, Error>
         // The socket file belongs to whoever created it.
         unlink: None,
         layers: Arc::new([]),
+        inherited: true,
     })
 }
 
@@ -221,7 +228,7 @@ impl Listener {
         shared: bool,
         poller: &mut impl Driver,
     ) -> io::Result<Listener> {
-        let trigger = if shared {
+        let trigger = if shared || sock.inherited {
             Trigger::Exclusive
         } else {
             Trigger::Level

@@ -30,6 +30,8 @@ pub struct Engine {
     handle: EngineHandle,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<Addr>,
+    /// The first socket of each listener, in the order given (for hand-over).
+    sockets: Vec<std::sync::Arc<listener::ListenSocket>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -50,6 +52,16 @@ impl Engine {
     /// The addresses actually bound (port 0 resolved), in the order given.
     pub fn local_addrs(&self) -> &[Addr] {
         &self.addrs
+    }
+
+    /// The listening sockets, one per listener in the order given (the first of
+    /// each in [`Mode::ReusePort`](crate::Mode::ReusePort)): what a process hands to
+    /// its successor for a restart that refuses no connection (see
+    /// [`prefork`](crate::prefork)). Borrowed from the engine: duplicate one
+    /// (`try_clone_to_owned`) to pass it on.
+    pub fn listener_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.sockets.iter().map(|s| s.fd.as_fd()).collect()
     }
 
     /// The first bound address.

@@ -113,6 +113,8 @@
 //! compared in a table on [`Mode`].
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 pub mod addr;
 pub mod buffer;

@@ -85,6 +85,17 @@ pub struct Conn<'a, S> {
     pub(crate) gen: u32,
 }
 
+impl<S> std::fmt::Debug for Conn<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id())
+            .field("buffered", &self.buffered())
+            .field("queued", &self.inner.outbound.len())
+            .field("closing", &self.inner.draining.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, S> Conn<'a, S> {
     #[inline]
     pub(crate) fn new(

@@ -30,12 +30,15 @@ pub struct Engine {
     handle: EngineHandle,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<Addr>,
+    /// The backend the loops run on ([`Backend::Auto`](crate::Backend::Auto) resolved).
+    backend: crate::Backend,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("addrs", &self.addrs)
+            .field("backend", &self.backend)
             .field("handle", &self.handle)
             .finish()
     }
@@ -55,6 +58,13 @@ impl Engine {
     /// The first bound address.
     pub fn local_addr(&self) -> &Addr {
         &self.addrs[0]
+    }
+
+    /// The kernel interface the event loops run on: [`Backend::Epoll`](crate::Backend::Epoll)
+    /// or [`Backend::IoUring`](crate::Backend::IoUring) ([`Backend::Auto`](crate::Backend::Auto)
+    /// resolved at start).
+    pub fn backend(&self) -> crate::Backend {
+        self.backend
     }
 
     /// A handle for other threads.

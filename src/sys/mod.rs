@@ -9,6 +9,7 @@ mod epoll;
 mod eventfd;
 mod socket;
 mod thread;
+pub(crate) mod uring;
 
 pub(crate) use datagram::{send_to, RecvBatch, SendBatch};
 pub(crate) use epoll::{epoll_create, epoll_ctl, epoll_wait};

@@ -21,7 +21,19 @@ pub use wait::*;
 
 /// The builder every test starts its engine from. Tests never call
 /// `Engine::builder()` directly: this is the one place where a suite-wide switch
-/// (such as the I/O backend under test) is applied.
+/// is applied — the I/O backend under test, from `NETLOOP_TEST_BACKEND`
+/// (`epoll`, the default, `uring` or `auto`). CI runs the whole suite once per
+/// backend.
 pub fn engine_builder() -> netloop::EngineBuilder {
-    netloop::Engine::builder()
+    netloop::Engine::builder().backend(test_backend())
+}
+
+/// The backend `NETLOOP_TEST_BACKEND` asks for (epoll when unset).
+pub fn test_backend() -> netloop::Backend {
+    match std::env::var("NETLOOP_TEST_BACKEND") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("NETLOOP_TEST_BACKEND: {e}")),
+        _ => netloop::Backend::Epoll,
+    }
 }

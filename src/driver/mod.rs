@@ -78,8 +78,19 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 /// What a registration asks for: reading, writing, both or neither.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Equality compares reading and writing only: the bits a completion driver's
+/// connection keeps beside them (see below) never make a connection look changed.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Interest(u8);
+
+impl PartialEq for Interest {
+    #[inline]
+    fn eq(&self, other: &Interest) -> bool {
+        (self.0 ^ other.0) & 3 == 0
+    }
+}
+impl Eq for Interest {}
 
 impl Interest {
     /// Readable (and peer half-close).
@@ -134,6 +145,25 @@ impl Interest {
     /// This interest with the receive tag flipped.
     pub(crate) fn flip_recv_parity(self) -> Interest {
         Interest(self.0 ^ 8)
+    }
+    /// Completion drivers: the armed receive is a single, bounded one (not
+    /// multishot).
+    pub(crate) fn recv_bounded(self) -> bool {
+        self.0 & 16 != 0
+    }
+    /// Completion drivers: bytes arrived while the connection was not reading (a
+    /// receive's last completions before its cancellation); the handler hears of
+    /// them when reading resumes, as it would of bytes waiting in the socket.
+    pub(crate) fn unseen(self) -> bool {
+        self.0 & 32 != 0
+    }
+    /// This interest with the unseen-bytes bit set or cleared.
+    pub(crate) fn with_unseen(self, on: bool) -> Interest {
+        Interest(if on { self.0 | 32 } else { self.0 & !32 })
+    }
+    /// This interest marking the armed receive bounded or multishot.
+    pub(crate) fn with_recv_bounded(self, on: bool) -> Interest {
+        Interest(if on { self.0 | 16 } else { self.0 & !16 })
     }
 }
 
@@ -265,10 +295,16 @@ pub(crate) trait Driver: Sized + 'static {
     /// The `i`th event of the last wait.
     fn event(&self, i: usize) -> Event;
 
-    /// Completion drivers: arms a multishot receive for the connection behind
-    /// `token`; its completions carry the tag `alt` selects (see
-    /// [`Interest::recv_parity`]).
-    fn receive(&mut self, _fd: RawFd, _token: u64, _alt: bool) -> io::Result<()> {
+    /// Completion drivers: arms a receive for the connection behind `token` — a
+    /// multishot one, or with `limit` a single one of at most that many bytes; its
+    /// completions carry the tag `alt` selects (see [`Interest::recv_parity`]).
+    fn receive(
+        &mut self,
+        _fd: RawFd,
+        _token: u64,
+        _alt: bool,
+        _limit: Option<u32>,
+    ) -> io::Result<()> {
         Ok(())
     }
     /// Completions drivers: cancels the receive armed with tag `alt`; completions

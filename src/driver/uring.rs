@@ -218,7 +218,7 @@ impl Driver for Uring {
         if token & crate::engine::shared::NOT_CONN_BIT == 0 {
             // A connection: ConnInner starts with a receive armed (tag 0).
             return if interest.readable() {
-                self.receive(fd, token, false)
+                self.receive(fd, token, false, None)
             } else {
                 Ok(())
             };
@@ -306,9 +306,12 @@ impl Driver for Uring {
         }
     }
 
-    fn receive(&mut self, fd: RawFd, token: u64, alt: bool) -> io::Result<()> {
+    fn receive(&mut self, fd: RawFd, token: u64, alt: bool, limit: Option<u32>) -> io::Result<()> {
         let kind = if alt { op::RECV_ALT } else { op::RECV };
-        self.ring.recv_multi(fd, user_data(token, kind))
+        match limit {
+            None => self.ring.recv_multi(fd, user_data(token, kind)),
+            Some(len) => self.ring.recv_one(fd, len, user_data(token, kind)),
+        }
     }
 
     fn cancel_receive(&mut self, token: u64, alt: bool) {

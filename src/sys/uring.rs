@@ -197,6 +197,18 @@ impl Ring {
         )
     }
 
+    /// One receive of at most `len` bytes on `fd` into a provided buffer of
+    /// [`BUF_GROUP`].
+    pub(crate) fn recv_one(&mut self, fd: RawFd, len: u32, user_data: u64) -> io::Result<()> {
+        self.push(
+            &opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), len)
+                .buf_group(BUF_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(user_data),
+        )
+    }
+
     /// A multishot accept on listening socket `fd`; accepted sockets are
     /// non-blocking and close-on-exec.
     pub(crate) fn accept_multi(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {

@@ -13,7 +13,11 @@
 //!   cancellation took effect are buffered, never dropped. A receive the kernel
 //!   ended (`ENOBUFS` when the buffer ring ran dry, memory pressure) is re-armed.
 //!   Receives alternate between two tags, so the last completions of a cancelled
-//!   one are never mistaken for its successor's.
+//!   one are never mistaken for its successor's. Under pressure (near the
+//!   inbound cap, or more queued outbound than the low water mark) the
+//!   multishot receive gives way to single receives bounded by the room left, one
+//!   at a time, so the cap and the water marks hold as they do under epoll; bytes
+//!   the multishot receive had already taken are kept.
 //! - **Send.** A connection with bytes queued and no send in flight is listed;
 //!   just before the wait the loop submits one send per listed connection, so the
 //!   writes of a whole round leave with the wait's `io_uring_enter`. The send
@@ -24,6 +28,11 @@
 use super::*;
 use crate::driver::{op, Event, Uring};
 use crate::engine::dialer::is_dial_token;
+
+/// Below this much room under the inbound cap a connection reads with bounded
+/// single receives: what a multishot receive delivers before its cancellation
+/// takes effect (one round's worth, a few buffers) must fit.
+const PRESSURE_ROOM: usize = 256 * 1024;
 
 impl<H: EventHandler> EventLoop<H, Uring> {
     /// Runs a loop on io_uring on the current thread until it is stopped.
@@ -138,6 +147,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 c.stamp_rx(self.io.now);
                 c.inbound.push(data, &mut self.io.pool);
             }
+            c.interest = c.interest.with_unseen(true);
         }
         self.driver.recycle(&ev);
         self.settle(index);
@@ -194,19 +204,38 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             return;
         };
         let t = token(index, c.gen);
-        let want = c.wants_read(self.io.flow.max_in);
-        if want != c.interest.readable() {
-            if want {
-                // A fresh tag for the new receive (see the module docs).
-                let ops = c.interest.flip_recv_parity();
-                if let Err(e) = self.driver.receive(c.raw_fd(), t, ops.recv_parity()) {
-                    return self.close(index, CloseReason::Io(e));
-                }
-                c.interest = ops.with_read(true);
-            } else {
+        let max_in = self.io.flow.max_in;
+        let want = c.wants_read(max_in);
+        // Under pressure — near the inbound cap, or replies piling up past the low
+        // water mark — a connection reads one bounded receive at a time, so the
+        // cap and the water marks hold as under epoll; otherwise one multishot
+        // receive stays armed.
+        let room = max_in.saturating_sub(c.inbound.len());
+        let (low, _) = c.water_marks(&self.io.flow);
+        let pressed = room < PRESSURE_ROOM || c.outbound.len() > low;
+        let armed = c.interest.readable();
+        if want && (!armed || (pressed && !c.interest.recv_bounded())) {
+            if armed {
                 self.driver.cancel_receive(t, c.interest.recv_parity());
-                c.interest = c.interest.with_read(false);
             }
+            // A fresh tag for the new receive (see the module docs).
+            let ops = c.interest.flip_recv_parity();
+            let limit = pressed.then(|| room.min(u32::MAX as usize) as u32);
+            if let Err(e) = self.driver.receive(c.raw_fd(), t, ops.recv_parity(), limit) {
+                return self.close(index, CloseReason::Io(e));
+            }
+            c.interest = ops.with_read(true).with_recv_bounded(pressed);
+            if c.interest.unseen() {
+                // Bytes came in while reading was off: the handler hears of them
+                // now, as it would of bytes that had waited in the socket.
+                c.interest = c.interest.with_unseen(false);
+                let gen = c.gen;
+                self.callback(index, gen, |h, c| h.on_traffic(c));
+                return;
+            }
+        } else if !want && armed {
+            self.driver.cancel_receive(t, c.interest.recv_parity());
+            c.interest = c.interest.with_read(false);
         }
         if !c.outbound.is_empty() && !c.interest.writable() && !c.interest.send_queued() {
             c.interest = c.interest.with_send_queued(true);

@@ -103,6 +103,10 @@ pub(crate) struct Uring {
     graveyard: HashMap<u64, LinkedBuffer>,
     /// Completions dropped by the kernel so far (reported once).
     dropped: u32,
+    /// Descriptors of released connections, closed once the next wait has
+    /// submitted what still names them: a receive armed in the same round as the
+    /// close must not find the number free (or reused by a new connection).
+    closing: Vec<OwnedFd>,
 }
 
 /// Checks that this kernel offers what the io_uring backend needs (see
@@ -130,6 +134,7 @@ impl Uring {
             regs: HashMap::new(),
             graveyard: HashMap::new(),
             dropped: 0,
+            closing: Vec::new(),
         })
     }
 
@@ -261,6 +266,14 @@ impl Driver for Uring {
         // Sockets accepted last round that no listener took are closed here.
         self.accepted.clear();
         self.rearm();
+        if !self.closing.is_empty() {
+            // Submitted first, so operations on released sockets hold their own
+            // references; then the descriptors close before the loop blocks.
+            self.ring.submit()?;
+            if self.ring.unsubmitted() == 0 {
+                self.closing.clear();
+            }
+        }
         self.ring.submit_and_wait(timeout)?;
         let mut raw = std::mem::take(&mut self.cqes);
         self.ring.reap(&mut raw, EVENTS);
@@ -367,7 +380,11 @@ impl Driver for Uring {
     }
 
     fn submit(&mut self) -> io::Result<()> {
-        self.ring.submit()
+        self.ring.submit()?;
+        if self.ring.unsubmitted() == 0 {
+            self.closing.clear();
+        }
+        Ok(())
     }
 
     fn release(
@@ -390,9 +407,9 @@ impl Driver for Uring {
         } else {
             outbound.clear(pool);
         }
-        // In-flight operations hold their own reference to the socket; it closes
-        // once they are cancelled.
-        drop(fd);
+        // Closed after the next submission (see `closing`); in-flight operations
+        // hold their own reference to the socket, which closes once they end.
+        self.closing.push(fd);
     }
 }
 
@@ -405,5 +422,166 @@ impl Drop for Uring {
                 drop(sys::accepted(c.res));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    const CONN: u64 = 5; // slab index 5, generation 0
+
+    fn driver(buffers: usize) -> Option<Uring> {
+        if let Err(why) = probe() {
+            eprintln!("note: io_uring unavailable ({why}); skipped");
+            return None;
+        }
+        let opts = Options {
+            uring_buffers: buffers,
+            uring_buffer_size: 512,
+            ..Options::default()
+        };
+        Some(Uring::new(&opts).unwrap())
+    }
+
+    /// Waits until at least one event arrives (bounded).
+    fn events(d: &mut Uring) -> Vec<Event> {
+        for _ in 0..50 {
+            let n = d.wait(Some(Duration::from_millis(100))).unwrap();
+            if n > 0 {
+                return (0..n).map(|i| d.event(i)).collect();
+            }
+        }
+        panic!("no completion within 5 s");
+    }
+
+    #[test]
+    fn multishot_receive_lends_buffers_until_recycled_then_reports_end_of_stream() {
+        let Some(mut d) = driver(4) else { return };
+        let (mut peer, sock) = UnixStream::pair().unwrap();
+        d.add(sock.as_raw_fd(), CONN, Interest::READ, Trigger::Level)
+            .unwrap();
+        for msg in [&b"first"[..], b"second"] {
+            peer.write_all(msg).unwrap();
+            let ev = events(&mut d)[0];
+            assert_eq!(
+                (ev.op, ev.token, ev.res as usize),
+                (op::RECV, CONN, msg.len())
+            );
+            assert!(ev.more(), "the receive stays armed");
+            assert_eq!(d.received(&ev), msg);
+            d.recycle(&ev);
+        }
+        drop(peer);
+        let ev = events(&mut d)[0];
+        assert_eq!((ev.op, ev.res), (op::RECV, 0));
+        assert!(!ev.more());
+    }
+
+    #[test]
+    fn a_dry_buffer_ring_ends_the_receive_with_enobufs_and_a_rearm_resumes() {
+        let Some(mut d) = driver(2) else { return };
+        let (mut peer, sock) = UnixStream::pair().unwrap();
+        d.add(sock.as_raw_fd(), CONN, Interest::READ, Trigger::Level)
+            .unwrap();
+        // Three buffers' worth while the loop holds on to what it was lent.
+        let data: Vec<u8> = (0..1536u32).map(|i| i as u8).collect();
+        peer.write_all(&data).unwrap();
+        let mut held = Vec::new();
+        let mut got = Vec::new();
+        let mut ended = None;
+        while ended.is_none() {
+            for ev in events(&mut d) {
+                if ev.res > 0 {
+                    got.extend_from_slice(d.received(&ev));
+                    held.push(ev);
+                } else {
+                    ended = Some(ev.res);
+                }
+            }
+        }
+        assert_eq!(ended, Some(-libc::ENOBUFS));
+        assert_eq!(
+            got.len(),
+            1024,
+            "both buffers filled, then the ring ran dry"
+        );
+        for ev in &held {
+            d.recycle(ev);
+        }
+        d.receive(sock.as_raw_fd(), CONN, true, None).unwrap();
+        let ev = events(&mut d)[0];
+        assert_eq!(ev.op, op::RECV_ALT);
+        got.extend_from_slice(d.received(&ev));
+        d.recycle(&ev);
+        assert_eq!(got, data, "nothing lost, in order");
+    }
+
+    #[test]
+    fn a_bounded_receive_takes_at_most_its_limit() {
+        let Some(mut d) = driver(4) else { return };
+        let (mut peer, sock) = UnixStream::pair().unwrap();
+        d.receive(sock.as_raw_fd(), CONN, false, Some(3)).unwrap();
+        peer.write_all(b"abcdef").unwrap();
+        let ev = events(&mut d)[0];
+        assert_eq!(d.received(&ev), b"abc");
+        assert!(!ev.more(), "a single receive");
+        d.recycle(&ev);
+    }
+
+    #[test]
+    fn a_send_in_flight_at_release_keeps_its_blocks_until_its_completion() {
+        let Some(mut d) = driver(4) else { return };
+        let (mut peer, sock) = UnixStream::pair().unwrap();
+        let mut pool = BufferPool::default();
+        let mut out = LinkedBuffer::new();
+        out.push(b"queued ", &mut pool);
+        out.push_owned(b"and owned".to_vec());
+        d.send(sock.as_raw_fd(), CONN, &out).unwrap();
+        // Closed before the wait that submits the send.
+        d.release(
+            sock.into(),
+            CONN,
+            Interest::NONE.with_write(true),
+            out,
+            &mut pool,
+        );
+        assert!(d.reclaim(CONN + 1).is_none());
+        let ev = events(&mut d)[0];
+        assert_eq!(ev.op, op::SEND);
+        let mut back = d.reclaim(ev.token).expect("kept until the completion");
+        assert!(d.reclaim(ev.token).is_none());
+        back.clear(&mut pool);
+        if ev.res > 0 {
+            let mut buf = vec![0u8; ev.res as usize];
+            peer.read_exact(&mut buf).unwrap();
+            assert_eq!(&b"queued and owned"[..buf.len()], &buf[..]);
+        }
+    }
+
+    #[test]
+    fn multishot_accept_hands_over_each_connection_once() {
+        let Some(mut d) = driver(4) else { return };
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let token = crate::engine::shared::LISTENER_TOKEN;
+        d.listen(l.as_raw_fd(), token, Trigger::Level).unwrap();
+        let addr = l.local_addr().unwrap();
+        let _a = std::net::TcpStream::connect(addr).unwrap();
+        let _b = std::net::TcpStream::connect(addr).unwrap();
+        let mut fds = Vec::new();
+        while fds.len() < 2 {
+            let evs = events(&mut d);
+            for ev in evs {
+                assert_eq!((ev.op, ev.token), (op::ACCEPT, token));
+                assert!(ev.more());
+                fds.push(d.take_accepted(&ev).expect("a socket"));
+                assert!(d.take_accepted(&ev).is_none(), "taken once");
+            }
+        }
+        d.delete(l.as_raw_fd(), token).unwrap();
     }
 }

@@ -342,6 +342,11 @@ impl Ring {
         }
     }
 
+    /// Submissions queued and not yet handed to the kernel.
+    pub(crate) fn unsubmitted(&mut self) -> usize {
+        self.ring.submission().len()
+    }
+
     /// Moves up to `max` completions into `out`; returns how many.
     pub(crate) fn reap(&mut self, out: &mut Vec<Cqe>, max: usize) -> usize {
         let mut cq = self.ring.completion();

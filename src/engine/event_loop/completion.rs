@@ -100,7 +100,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             return;
         }
         match ev.res {
-            0 => self.on_eof(index),
+            0 => self.on_received_eof(index, gen),
             e if e == -libc::ECANCELED => {}
             e if e == -libc::ENOBUFS => {
                 // The buffer ring ran dry; the buffers are back by the time the
@@ -113,6 +113,21 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 index,
                 CloseReason::from_io(io::Error::from_raw_os_error(-e)),
             ),
+        }
+    }
+
+    /// End of stream. A completion batch can carry a connection's last bytes and
+    /// its end together, where epoll sees the end one round later — after the
+    /// tasks queued meanwhile (an async write from `on_traffic`, say) have run.
+    /// Those tasks run first here too, so they meet the connection as they would
+    /// under epoll, before it starts closing.
+    #[cold]
+    fn on_received_eof(&mut self, index: u32, gen: u32) {
+        if self.io.shared.queue.is_notified() {
+            self.run_tasks();
+        }
+        if self.is_live(index, gen) {
+            self.on_eof(index);
         }
     }
 

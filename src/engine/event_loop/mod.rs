@@ -162,7 +162,16 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             } else {
                 Trigger::Level
             },
-            read_buf: vec![0u8; opts.read_buffer_size].into_boxed_slice(),
+            // A completion driver receives into its own buffer ring.
+            read_buf: vec![
+                0u8;
+                if D::COMPLETION {
+                    0
+                } else {
+                    opts.read_buffer_size
+                }
+            ]
+            .into_boxed_slice(),
             engine,
             opts,
             handler,

@@ -16,8 +16,8 @@
 //! |---|---|---|
 //! | accept | listener readable → the loop calls `accept4` until `EAGAIN` | a multishot accept: each event carries the new descriptor |
 //! | receive | connection readable → the loop `read`s into its **own** shared read buffer | a multishot receive into a **driver-owned** provided-buffer ring: the event names the buffer |
-//! | send | the loop `send`s at once from the handler's slices; only what the socket refuses is queued, and write interest waits for room | bytes are queued; the driver submits one send per connection per round and reports how much the kernel took |
-//! | wake-up, dials | readiness of an eventfd / a connecting socket | the same readiness, as one-shot polls |
+//! | send | the loop `send`s at once from the handler's slices; only what the socket refuses is queued, and write interest waits for room | bytes are queued; the driver submits one send per connection per round, with the wait, and reports how much the kernel took |
+//! | wake-up, dials | readiness of an eventfd / a connecting socket | the same readiness, as polls (multishot for the waker, one-shot for a dial) |
 //! | close | closing the descriptor removes it | in-flight operations are cancelled; buffers they point at are kept alive until their completions arrive |
 //!
 //! What the loop does with the *result* is shared: received bytes are lent to the
@@ -46,8 +46,12 @@
 //! The loop keeps one [`Interest`] per connection, recomputed after every callback:
 //! *read* while it wants bytes (not paused, not past the inbound cap, not closing),
 //! *write* while something is queued. A readiness driver turns it into an epoll
-//! registration; a completion driver into "a receive is armed" and "a send is in
-//! flight". The loop calls [`Driver::modify`] only when the interest changes.
+//! registration, and the loop calls [`Driver::modify`] only when the interest
+//! changes. Under a completion driver the same field records what is in flight —
+//! "a receive is armed" (and whether it is multishot, and its tag), "a send is in
+//! flight" — and the loop arms, cancels and sends through [`Driver::receive`],
+//! [`Driver::cancel_receive`] and [`Driver::send`] (see
+//! `crate::engine::event_loop`'s completion module).
 //!
 //! # Where a transport layer sits
 //!

@@ -115,11 +115,21 @@ pub(crate) struct Uring {
 /// `NETLOOP_REFUSE_IO_URING=1` in the environment makes the probe fail, as a
 /// kernel with `kernel.io_uring_disabled` or a seccomp profile would: for tests of
 /// the fallback and for operators who want epoll without a rebuild.
+///
+/// The probe ring is created on a thread of its own: a thread that used a ring
+/// is later sent task work (with a signal notification) when the ring is torn
+/// down, which interrupts its blocking socket calls that have a timeout
+/// (`EINTR`). The caller's thread — the application's — is left alone.
 pub(crate) fn probe() -> Result<(), String> {
     if std::env::var_os("NETLOOP_REFUSE_IO_URING").is_some_and(|v| v != "0" && !v.is_empty()) {
         return Err("refused by NETLOOP_REFUSE_IO_URING".into());
     }
-    Ring::probe()
+    std::thread::Builder::new()
+        .name("netloop-uring-probe".into())
+        .spawn(Ring::probe)
+        .map_err(|e| format!("could not start the probe thread: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
 }
 
 impl Uring {

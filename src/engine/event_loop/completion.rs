@@ -207,6 +207,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             Some(fd) => self.admit(li, fd, None),
             None => {
                 let e = io::Error::from_raw_os_error(-ev.res);
+                tracing::debug!(error = %e, "accept completion failed");
                 self.listeners[li].accept_failed(e, &mut self.driver);
             }
         }

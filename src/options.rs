@@ -14,7 +14,12 @@ use std::time::Duration;
 /// an idle connection holds no buffer on either. Under io_uring a write inside a
 /// callback is always queued (it leaves with the round's submission), so
 /// [`Conn::outbound_len`](crate::Conn::outbound_len) counts it until its send
-/// completes.
+/// completes. Flow control holds on both, with one difference in degree: when
+/// reading stops (a pause, the inbound cap, a handler pausing at the high water
+/// mark) io_uring may already have received a round's worth of bytes for the
+/// connection; they are kept, never dropped, and the handler sees them when
+/// reading resumes. Near the cap and past the low water mark a connection reads
+/// with single bounded receives, so the overshoot stays small.
 ///
 /// What stays on epoll under `IoUring`: the main reactor of [`Mode::Reactor`]
 /// (it only accepts and hands sockets over; the sub-loops run io_uring) and

@@ -367,6 +367,11 @@ impl Driver for Uring {
     }
 
     fn send(&mut self, fd: RawFd, token: u64, outbound: &LinkedBuffer) -> io::Result<()> {
+        if outbound.block_count() == 1 {
+            // The common case: one block, one `send`.
+            let one = [IoSlice::new(outbound.front())];
+            return self.ring.send(fd, &one, user_data(token, op::SEND));
+        }
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
         let n = outbound.io_slices(&mut iov);
         if n == 0 {

@@ -71,7 +71,9 @@ pub struct BufferPool {
     stats: PoolStats,
     /// Headers of emptied outbound queues, reused by the next queue that fills:
     /// under a completion driver every reply is queued, and a connection's
-    /// queue empties and refills once per message.
+    /// queue empties and refills once per message. Boxed: a header moves in and
+    /// out of a `LinkedBuffer` (one pointer) as it is.
+    #[allow(clippy::vec_box)]
     queues: Vec<Box<QueueHeader>>,
 }
 

@@ -103,6 +103,8 @@ pub(crate) struct Uring {
     graveyard: HashMap<u64, LinkedBuffer>,
     /// Completions dropped by the kernel so far (reported once).
     dropped: u32,
+    /// A multishot registration's operation ended since the last re-arm.
+    ended: bool,
     /// Descriptors of released connections, closed once the next wait has
     /// submitted what still names them: a receive armed in the same round as the
     /// close must not find the number free (or reused by a new connection).
@@ -144,6 +146,7 @@ impl Uring {
             regs: HashMap::new(),
             graveyard: HashMap::new(),
             dropped: 0,
+            ended: false,
             closing: Vec::new(),
         })
     }
@@ -182,6 +185,9 @@ impl Uring {
 
     /// Multishot registrations whose operation ended are armed again.
     fn rearm(&mut self) {
+        if !std::mem::take(&mut self.ended) {
+            return;
+        }
         let ended: Vec<u64> = self
             .regs
             .iter()
@@ -191,6 +197,7 @@ impl Uring {
         for t in ended {
             if let Err(e) = self.arm(t) {
                 tracing::error!(error = %e, "io_uring: could not re-arm a listener or waker");
+                self.ended = true; // tried again next round
             }
         }
     }
@@ -204,7 +211,10 @@ impl Uring {
         if kind == op::ACCEPT || kind == op::POLL {
             let token = c.user_data & !OP_MASK;
             match self.regs.get_mut(&token) {
-                Some(r) if !c.more() => r.armed = false,
+                Some(r) if !c.more() => {
+                    r.armed = false;
+                    self.ended = true;
+                }
                 Some(_) => {}
                 // Deleted since: a cancelled operation's last word, or a socket
                 // accepted just before the cancellation, closed here.

@@ -186,14 +186,10 @@ fn flood_never_reading_peer_with_water_marks_stays_bounded() {
             "the peer should have been stopped by TCP flow control"
         );
         assert!(p.went_unwritable.load(Ordering::Relaxed) >= 1);
-        // Past the high mark: one read's worth under epoll (its 64 KiB read
-        // buffer); under io_uring, what the multishot receive had already taken
-        // when the pause took effect (one round's receives: a few hundred KiB).
-        let slack = match test_backend() {
-            netloop::Backend::Epoll => 128 * 1024,
-            _ => 1024 * 1024,
-        };
-        assert!(max_held <= (high + slack) as u64, "held {max_held} bytes");
+        assert!(
+            max_held <= (high + pause_slack()) as u64,
+            "held {max_held} bytes"
+        );
         assert!(rss_growth < 48 * MIB, "rss grew {rss_growth} bytes");
         drop(sock);
         assert!(wait_no_connections(

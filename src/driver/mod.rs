@@ -183,7 +183,7 @@ pub(crate) mod op {
     pub(crate) const ACCEPT: u8 = 3;
     /// A poll fired: `bits` holds the readiness (the waker, a dial).
     pub(crate) const POLL: u8 = 4;
-    /// A receive armed with the alternate tag (see [`Interest::recv_parity`]).
+    /// A receive armed with the alternate tag (see [`super::Interest::recv_parity`]).
     pub(crate) const RECV_ALT: u8 = 5;
 }
 

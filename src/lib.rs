@@ -143,6 +143,6 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use handler::{Action, EventHandler, LoopInfo};
-pub use options::{LoadBalancer, Mode, Options};
+pub use options::{Backend, LoadBalancer, Mode, Options};
 pub use transport::ListenConfig;
 pub use worker_pool::WorkerPool;

@@ -18,9 +18,9 @@ pub(crate) use loop_io::LoopIo;
 pub use reason::{CloseReason, TimeoutKind};
 pub(crate) use state::{flag, ConnInner, Drain};
 pub(crate) use timeouts::Expiry;
-pub(crate) use writer::WriteError;
 pub use writer::Writer;
 use writer::{closed_error, failure, WriteMode};
+pub(crate) use writer::{WriteError, MAX_IOVECS};
 
 use crate::addr::Addr;
 use crate::buffer::RingBuffer;

@@ -11,6 +11,7 @@ mod eventfd;
 pub(crate) mod process;
 mod socket;
 mod thread;
+pub(crate) mod uring;
 
 pub(crate) use datagram::{send_to, RecvBatch, SendBatch};
 pub(crate) use epoll::{epoll_create, epoll_ctl, epoll_wait};

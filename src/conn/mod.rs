@@ -329,6 +329,14 @@ impl<'a, S> Conn<'a, S> {
         self.inner.water_marks(&self.io.flow)
     }
 
+    /// What [`is_writable`](Conn::is_writable) decides from, for adapters that
+    /// split the connection: the (low, high) water marks and whether the
+    /// connection is marked unwritable (which mark applies).
+    pub(crate) fn write_gauge(&self) -> (usize, usize, bool) {
+        let (low, high) = self.inner.water_marks(&self.io.flow);
+        (low, high, self.inner.is(flag::UNWRITABLE))
+    }
+
     /// Stops reading from the socket (its read interest is dropped once the
     /// callback returns, so the loop does not spin on the unread bytes) until
     /// [`resume_read`](Conn::resume_read). Bytes already buffered stay buffered.

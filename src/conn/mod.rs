@@ -469,7 +469,9 @@ impl<'a, S> Conn<'a, S> {
     }
 
     /// The socket, for options through `socket2` (`set_nodelay`, `set_keepalive`,
-    /// `set_linger`, `set_send_buffer_size`, …).
+    /// `set_linger`, `set_send_buffer_size`, …). `socket2` is a deliberate public
+    /// dependency here (and only here): it is the ecosystem's socket-options crate,
+    /// and wrapping each option would add nothing.
     pub fn socket(&self) -> socket2::SockRef<'_> {
         socket2::SockRef::from(&self.inner.fd)
     }

@@ -115,6 +115,11 @@ impl EngineHandle {
     }
 
     /// Connections open across all loops.
+    ///
+    /// A connection counts from the moment its loop takes it (before `on_open`)
+    /// until its descriptor is closed, which is *after* `on_close` has returned: a
+    /// handler reading the count from `on_close` still sees its own connection, and
+    /// another thread may see it for a moment after `on_close` ran.
     pub fn connection_count(&self) -> usize {
         self.shared
             .loops

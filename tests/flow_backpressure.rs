@@ -333,7 +333,13 @@ fn inbound_cap(edge: bool) {
         "FIGURES inbound cap: buffered={} KiB, cpu {cpu:?} over {wall:?}",
         st.buffered_in_bytes / 1024
     );
-    assert!(st.buffered_in_bytes <= cap as u64);
+    // Under io_uring a round of receives completed before the cap took effect is
+    // kept (see `Options::max_inbound_bytes`); epoll reads no further than the cap.
+    let slack = match test_backend() {
+        netloop::Backend::Epoll => 0,
+        _ => pause_slack() as u64,
+    };
+    assert!(st.buffered_in_bytes <= cap as u64 + slack);
     assert!(cpu < wall / 5, "loop spinning: {cpu:?} of CPU in {wall:?}");
     assert_eq!(
         p.traffic_calls.load(Ordering::Relaxed),

@@ -210,11 +210,16 @@ impl Ring {
     }
 
     /// A multishot accept on listening socket `fd`; accepted sockets are
-    /// non-blocking and close-on-exec.
+    /// close-on-exec and in *blocking* mode: io_uring honours `O_NONBLOCK`, so on a
+    /// non-blocking socket a send with no room (or a receive with no bytes) would
+    /// complete at once with `EAGAIN` instead of waiting — and the loop would spin
+    /// resubmitting it. In blocking mode io_uring waits asynchronously; nothing
+    /// ever blocks a thread, because the loop makes no direct I/O call on a
+    /// connection's socket under this driver.
     pub(crate) fn accept_multi(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
         self.push(
             &opcode::AcceptMulti::new(types::Fd(fd))
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .flags(libc::SOCK_CLOEXEC)
                 .build()
                 .user_data(user_data),
         )

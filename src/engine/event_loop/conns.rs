@@ -49,6 +49,18 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         self.open(fd, None, layered);
     }
 
+    /// Puts a socket that did not come from the driver's own accept (a dialed or
+    /// handed-over one) in the mode the driver needs: blocking under a completion
+    /// driver (see `sys::uring::Ring::accept_multi` for why); under a readiness
+    /// driver it stays non-blocking.
+    pub(super) fn prepare_socket(&self, fd: &OwnedFd) {
+        if D::COMPLETION {
+            if let Err(e) = socket2::SockRef::from(fd).set_nonblocking(false) {
+                tracing::debug!(error = %e, "could not put a socket in blocking mode");
+            }
+        }
+    }
+
     /// Starts serving an accepted socket, with the transport layers of its
     /// listener if it has any. The connection count was already raised. Returns the
     /// new connection's slot index and generation.

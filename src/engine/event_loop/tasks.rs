@@ -79,6 +79,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                     drop(fd);
                     self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
+                    self.prepare_socket(&fd);
                     self.open(fd, None, layered);
                 }
             }

@@ -463,7 +463,9 @@ impl<'a, S> Conn<'a, S> {
         self.io.shared.index
     }
 
-    /// The raw socket descriptor (for options netloop does not wrap; do not close it).
+    /// The raw socket descriptor (for options netloop does not wrap; do not close it,
+    /// and do not read or write it: on the io_uring backend it is in blocking mode,
+    /// which io_uring needs to wait for room and bytes itself).
     pub fn fd(&self) -> RawFd {
         self.inner.raw_fd()
     }

@@ -67,6 +67,8 @@ pub(crate) struct Ring {
     bufs: Option<BufRing>,
     /// `sendmsg` headers (and their iovecs) in flight, by user data.
     msgs: HashMap<u64, Box<MsgSend>>,
+    /// Headers of completed sends, kept for the next ones (no allocation per send).
+    spare_msgs: Vec<Box<MsgSend>>,
     /// Operations submitted and not yet completed for good (multishot ones count
     /// once, until their last completion).
     pending: usize,
@@ -102,6 +104,7 @@ impl Ring {
             ring,
             bufs: None,
             msgs: HashMap::new(),
+            spare_msgs: Vec::new(),
             pending: 0,
         })
     }
@@ -273,18 +276,18 @@ impl Ring {
                     .user_data(user_data),
             );
         }
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
+        let mut msg = self.spare_msgs.pop().unwrap_or_else(|| {
+            Box::new(MsgSend {
+                // SAFETY: an all-zero msghdr is a valid (empty) header.
+                hdr: unsafe { std::mem::zeroed() },
+                iov: Vec::new(),
             })
-            .collect();
-        // SAFETY: an all-zero msghdr is a valid (empty) header.
-        let mut msg = Box::new(MsgSend {
-            hdr: unsafe { std::mem::zeroed() },
-            iov,
         });
+        msg.iov.clear();
+        msg.iov.extend(bufs.iter().map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        }));
         msg.hdr.msg_iov = msg.iov.as_mut_ptr();
         msg.hdr.msg_iovlen = msg.iov.len() as _;
         let sqe = opcode::SendMsg::new(types::Fd(fd), &msg.hdr)
@@ -368,7 +371,10 @@ impl Ring {
             if !c.more() {
                 self.pending = self.pending.saturating_sub(1);
                 if !self.msgs.is_empty() {
-                    self.msgs.remove(&c.user_data);
+                    if let Some(msg) = self.msgs.remove(&c.user_data) {
+                        // At most as many as were ever in flight at once.
+                        self.spare_msgs.push(msg);
+                    }
                 }
             }
             out.push(c);

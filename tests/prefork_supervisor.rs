@@ -335,7 +335,7 @@ fn supervisor_at(bin: &std::path::Path) -> Served {
 fn single_process_hands_over_to_its_successor() {
     let mut s = Served::start(
         example_binary("prefork_echo"),
-        &["--addr", "127.0.0.1:0", "--handover", "--drain-ms", "3000"],
+        &["--addr", "127.0.0.1:0", "--drain-ms", "3000"],
     );
     let addr = s.listening_addr();
     s.wait_line("server pid", LONG).unwrap();

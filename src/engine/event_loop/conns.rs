@@ -11,21 +11,38 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             };
             match l.accept(&mut self.driver) {
                 Accepted::Conn(fd, peer) => {
-                    if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
-                        if self.engine.connection_count() >= max {
-                            // Over the limit: accepted and closed at once (see Options).
-                            drop(fd);
-                            self.engine.note_rejected();
-                            continue;
-                        }
-                    }
-                    let is_tcp = l.sock.is_tcp();
-                    listener::configure(&fd, is_tcp, &self.opts);
-                    let layered = l.sock.layered(peer);
-                    self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
-                    self.open(fd, None, layered);
+                    let sock = l.sock.clone();
+                    self.serve_accepted(&sock, fd, peer);
                 }
                 Accepted::Done => return,
+            }
+        }
+    }
+
+    /// Starts serving a connection `sock` accepted: the connection limit, the
+    /// socket options, the listener's transport layers.
+    fn serve_accepted(&mut self, sock: &ListenSocket, fd: OwnedFd, peer: socket2::SockAddr) {
+        if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
+            if self.engine.connection_count() >= max {
+                // Over the limit: accepted and closed at once (see Options).
+                drop(fd);
+                self.engine.note_rejected();
+                return;
+            }
+        }
+        listener::configure(&fd, sock.is_tcp(), &self.opts);
+        let layered = sock.layered(peer);
+        self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.open(fd, None, layered);
+    }
+
+    /// Stops accepting: every listener leaves the poller, and the connections
+    /// already queued on it are accepted and served (see
+    /// [`Listener::close_and_sweep`]). Open connections carry on.
+    pub(super) fn stop_accepting(&mut self) {
+        for mut l in std::mem::take(&mut self.listeners) {
+            for (fd, peer) in l.close_and_sweep(&mut self.driver) {
+                self.serve_accepted(&l.sock, fd, peer);
             }
         }
     }

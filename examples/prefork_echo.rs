@@ -29,6 +29,9 @@ struct Args {
     /// Event loops per process.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     #[command(flatten)]
     deploy: DeployArgs,
     /// A worker exits with status 3 before it is ready if this file exists (to
@@ -54,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let builder = Engine::builder()
         .loops(args.loops)
+        .backend(args.backend)
         .drain_timeout(std::time::Duration::from_millis(args.deploy.drain_ms));
     deploy::serve(&args.deploy, &args.addr, builder, |b| {
         b.start_with(common::Echo)

@@ -20,7 +20,7 @@ const SIGKILL: i32 = libc::SIGKILL;
 const LONG: Duration = Duration::from_secs(20);
 
 fn supervisor(args: &[&str]) -> Served {
-    let s = Served::start(example_binary("prefork_echo"), args);
+    let s = Served::example("prefork_echo", args);
     s.wait_line("supervisor pid", LONG)
         .unwrap_or_else(|| panic!("supervisor did not start: {:?}", s.lines()));
     s
@@ -325,7 +325,10 @@ fn new_generation_runs_the_binary_now_on_disk() {
 }
 
 fn supervisor_at(bin: &std::path::Path) -> Served {
-    let s = Served::start(bin, &["--addr", "127.0.0.1:0", "--workers", "2"]);
+    let args = ["--addr", "127.0.0.1:0", "--workers", "2"];
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args).args(backend_flag(&args));
+    let s = Served::spawn(cmd);
     s.wait_line("supervisor pid", LONG)
         .unwrap_or_else(|| panic!("supervisor did not start: {:?}", s.lines()));
     s
@@ -333,8 +336,8 @@ fn supervisor_at(bin: &std::path::Path) -> Served {
 
 #[test]
 fn single_process_hands_over_to_its_successor() {
-    let mut s = Served::start(
-        example_binary("prefork_echo"),
+    let mut s = Served::example(
+        "prefork_echo",
         &["--addr", "127.0.0.1:0", "--drain-ms", "3000"],
     );
     let addr = s.listening_addr();
@@ -383,7 +386,8 @@ fn socket_activation_by_systemd_socket_activate() {
         let mut cmd = std::process::Command::new("systemd-socket-activate");
         cmd.args(["-l", &listen])
             .arg(&bin)
-            .args(["--workers", workers, "--addr", "127.0.0.1:1"]);
+            .args(["--workers", workers, "--addr", "127.0.0.1:1"])
+            .args(backend_flag(&[]));
         let mut s = Served::spawn(cmd);
         let addr: SocketAddr = listen.parse().unwrap();
         s.wait_line("Listening on", LONG)

@@ -25,7 +25,7 @@ use netloop::prefork::{self, Sharing, Supervisor};
 use netloop::protocol::proxy::ProxyPolicy;
 use netloop::{Engine, EngineBuilder, EngineHandle, ListenConfig};
 use std::error::Error;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -208,9 +208,16 @@ fn run_until_retired(args: &DeployArgs, who: &str, engine: &Engine) {
 /// whether it took over (else this process serves on).
 fn hand_over(engine: &Engine, drain: Duration, who: &str) -> bool {
     let names: Vec<String> = engine.local_addrs().iter().map(|a| a.to_string()).collect();
-    let fds: Vec<(BorrowedFd<'_>, &str)> = engine
-        .listener_fds()
-        .into_iter()
+    let owned = match engine.listener_fds() {
+        Ok(fds) => fds,
+        Err(e) => {
+            eprintln!("{who}: hand-over failed, serving on: {e}");
+            return false;
+        }
+    };
+    let fds: Vec<(BorrowedFd<'_>, &str)> = owned
+        .iter()
+        .map(|fd| fd.as_fd())
         .zip(names.iter().map(String::as_str))
         .collect();
     // The successor gets as long to start as this process will drain.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `cargo run --example <example> -- <args>`; returns its status and output.
+/// Every example takes `--backend`: the suite's backend (`NETLOOP_TEST_BACKEND`)
+/// is passed on unless `args` name one.
 pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let mut child = std::process::Command::new(env!("CARGO"))
@@ -20,6 +22,7 @@ pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, S
             "--",
         ])
         .args(args)
+        .args(super::backend_flag(args))
         .env("RUST_LOG", "error")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

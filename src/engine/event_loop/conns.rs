@@ -10,18 +10,19 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return;
             };
             match l.accept(&mut self.driver) {
-                Accepted::Conn(fd, peer) => {
-                    let sock = l.sock.clone();
-                    self.serve_accepted(&sock, fd, peer);
-                }
+                Accepted::Conn(fd, peer) => self.admit(li, fd, Some(peer)),
                 Accepted::Done => return,
             }
         }
     }
 
-    /// Starts serving a connection `sock` accepted: the connection limit, the
-    /// socket options, the listener's transport layers.
-    fn serve_accepted(&mut self, sock: &ListenSocket, fd: OwnedFd, peer: socket2::SockAddr) {
+    /// Serves a socket listener `li` accepted, within `max_connections`. The
+    /// peer's address is looked up if it is needed and not given (a completion
+    /// driver's multishot accept returns none).
+    pub(super) fn admit(&mut self, li: usize, fd: OwnedFd, peer: Option<socket2::SockAddr>) {
+        let Some(l) = self.listeners.get(li) else {
+            return;
+        };
         if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
             if self.engine.connection_count() >= max {
                 // Over the limit: accepted and closed at once (see Options).
@@ -30,19 +31,33 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return;
             }
         }
-        listener::configure(&fd, sock.is_tcp(), &self.opts);
-        let layered = sock.layered(peer);
+        let is_tcp = l.sock.is_tcp();
+        listener::configure(&fd, is_tcp, &self.opts);
+        let layered = if l.sock.layers.is_empty() {
+            None
+        } else {
+            match peer.map_or_else(|| socket2::SockRef::from(&fd).peer_addr(), Ok) {
+                Ok(peer) => l.sock.layered(peer),
+                Err(e) => {
+                    // Gone before it was served (reset in the backlog).
+                    tracing::debug!(error = %e, "accepted connection has no peer address");
+                    return;
+                }
+            }
+        };
         self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
         self.open(fd, None, layered);
     }
 
-    /// Stops accepting: every listener leaves the poller, and the connections
+    /// Stops accepting: every listener leaves the driver, and the connections
     /// already queued on it are accepted and served (see
-    /// [`Listener::close_and_sweep`]). Open connections carry on.
+    /// [`Listener::close_and_sweep`]). Open connections carry on. The listeners
+    /// stay in `self.listeners` (retired, never resumed) so that a completion
+    /// driver's accepts still in flight find theirs and are served too.
     pub(super) fn stop_accepting(&mut self) {
-        for mut l in std::mem::take(&mut self.listeners) {
-            for (fd, peer) in l.close_and_sweep(&mut self.driver) {
-                self.serve_accepted(&l.sock, fd, peer);
+        for li in 0..self.listeners.len() {
+            for (fd, peer) in self.listeners[li].close_and_sweep(&mut self.driver) {
+                self.admit(li, fd, Some(peer));
             }
         }
     }
@@ -327,6 +342,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 }
             }
         }
+        if D::COMPLETION {
+            return self.settle_ops(index);
+        }
         let wanted = c.wanted_interest(&self.io.flow);
         if wanted != c.interest {
             match self
@@ -378,8 +396,15 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         // The driver closes the descriptor (a readiness driver at once; a completion
         // driver once what the connection has in flight is cancelled) and takes the
         // outbound blocks, which an in-flight send may still point at.
-        let ConnInner { fd, outbound, .. } = inner;
-        self.driver.release(fd, outbound, &mut self.io.pool);
+        let ConnInner {
+            fd,
+            outbound,
+            interest,
+            ..
+        } = inner;
+        let t = token(index, gen);
+        self.driver
+            .release(fd, t, interest, outbound, &mut self.io.pool);
         // The slot's next connection gets the next generation, so stale tokens and
         // handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));

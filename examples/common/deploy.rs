@@ -26,6 +26,7 @@ use netloop::protocol::proxy::ProxyPolicy;
 use netloop::{Engine, EngineBuilder, EngineHandle, ListenConfig};
 use std::error::Error;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -233,9 +234,21 @@ fn hand_over(engine: &Engine, drain: Duration, who: &str) -> bool {
     }
 }
 
+/// Set once this process retires (see [`is_retiring`]).
+static RETIRING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is retiring: it accepts no more connections, and
+/// request/response protocols should close each connection after the
+/// response in progress (HTTP: `Connection: close`), so clients move to the
+/// processes that took over.
+pub fn is_retiring() -> bool {
+    RETIRING.load(Ordering::Relaxed)
+}
+
 /// Retires the engine: no more accepting, the open connections get up to
 /// `drain` to finish, then the rest are closed. Returns how many were cut.
 pub fn retire(handle: &EngineHandle, drain: Duration) -> usize {
+    RETIRING.store(true, Ordering::Relaxed);
     let _ = prefork::notify_stopping();
     handle.stop_accepting();
     let deadline = Instant::now() + drain;

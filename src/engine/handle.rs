@@ -114,8 +114,9 @@ impl EngineHandle {
     /// within a deadline of your choosing, and [`stop`](Self::stop).
     ///
     /// Handlers can tell ([`is_accepting`](Self::is_accepting)) and wind
-    /// connections down: the HTTP server answers with `Connection: close` from
-    /// then on.
+    /// connections down — a request/response protocol closes each connection
+    /// after its next response (the `http` example answers with
+    /// `Connection: close`), so keep-alive clients move to the successor.
     ///
     /// Waits up to [`Options::stop_timeout`] for every loop to have closed its
     /// listeners and returns whether they did (called from a handler: starts it

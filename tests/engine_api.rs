@@ -678,3 +678,42 @@ fn stop_accepting_leaves_the_socket_to_a_successor() {
         new.stop();
     }
 }
+
+/// Formats its answer straight into the connection with `write!` (io::Write on Writer).
+#[derive(Clone)]
+struct Formatter;
+
+impl EventHandler for Formatter {
+    type State = ();
+    fn on_traffic(&mut self, conn: &mut netloop::Conn<'_, ()>) -> Action {
+        let n = conn.buffered();
+        let ([a, b], mut w) = conn.split();
+        let total = a.len() + b.len();
+        let ok = write!(w, "{total} bytes: ").is_ok()
+            && w.write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)])
+                .is_ok_and(|k| k == total)
+            && w.write_all(b"\n").is_ok()
+            && w.flush().is_ok();
+        conn.discard(n);
+        if ok {
+            Action::None
+        } else {
+            Action::Close
+        }
+    }
+}
+
+#[test]
+fn writer_is_an_io_write() {
+    let engine = engine_builder()
+        .loops(1)
+        .listen("127.0.0.1:0")
+        .start_with(Formatter)
+        .unwrap();
+    let mut c = connect(engine.local_addr());
+    c.write_all(b"hello").unwrap();
+    let mut back = [0u8; 15];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"5 bytes: hello\n");
+    engine.stop();
+}

@@ -329,6 +329,14 @@ impl<'a, S> Conn<'a, S> {
         self.inner.water_marks(&self.io.flow)
     }
 
+    /// What [`is_writable`](Conn::is_writable) decides from, for adapters that
+    /// split the connection: the (low, high) water marks and whether the
+    /// connection is marked unwritable (which mark applies).
+    pub(crate) fn write_gauge(&self) -> (usize, usize, bool) {
+        let (low, high) = self.inner.water_marks(&self.io.flow);
+        (low, high, self.inner.is(flag::UNWRITABLE))
+    }
+
     /// Stops reading from the socket (its read interest is dropped once the
     /// callback returns, so the loop does not spin on the unread bytes) until
     /// [`resume_read`](Conn::resume_read). Bytes already buffered stay buffered.
@@ -461,7 +469,9 @@ impl<'a, S> Conn<'a, S> {
     }
 
     /// The socket, for options through `socket2` (`set_nodelay`, `set_keepalive`,
-    /// `set_linger`, `set_send_buffer_size`, …).
+    /// `set_linger`, `set_send_buffer_size`, …). `socket2` is a deliberate public
+    /// dependency here (and only here): it is the ecosystem's socket-options crate,
+    /// and wrapping each option would add nothing.
     pub fn socket(&self) -> socket2::SockRef<'_> {
         socket2::SockRef::from(&self.inner.fd)
     }

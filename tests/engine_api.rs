@@ -623,6 +623,62 @@ fn an_inherited_listener_is_served() {
     assert!(e.to_string().contains("not a stream socket"), "{e}");
 }
 
+/// `stop_accepting` retires an engine for a successor: its open connections
+/// are served on, the listening socket stays open (a client connecting
+/// meanwhile waits in its queue, refused by nobody), and another engine on the
+/// same socket — the successor — serves what comes next. On the acceptor
+/// thread (two loops) and in a loop (one).
+#[test]
+fn stop_accepting_leaves_the_socket_to_a_successor() {
+    for loops in [1, 2] {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let for_successor = std_listener.try_clone().unwrap();
+        let old = engine_builder()
+            .loops(loops)
+            .listener(std_listener)
+            .start_with(Echo)
+            .unwrap();
+        let mut open = connect(addr);
+        assert_eq!(round_trip(&mut open, b"before"), b"before");
+        let handle = old.handle();
+        assert!(handle.is_accepting());
+        assert!(handle.stop_accepting(), "loops {loops}");
+        assert!(!handle.is_accepting());
+        assert!(handle.stop_accepting(), "idempotent");
+        assert_eq!(round_trip(&mut open, b"served on"), b"served on");
+
+        let mut waiting = connect(addr);
+        waiting.write_all(b"queued").unwrap();
+        waiting
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            waiting.read(&mut buf).is_err(),
+            "loops {loops}: the retired engine accepted a new connection"
+        );
+        let new = engine_builder()
+            .loops(loops)
+            .listener(for_successor)
+            .start_with(Echo)
+            .unwrap();
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        waiting.read_exact(&mut buf[..6]).unwrap();
+        assert_eq!(&buf[..6], b"queued");
+        assert_eq!(handle.connection_count(), 1, "loops {loops}");
+        drop(open);
+        assert!(wait_until(Duration::from_secs(10), || handle
+            .connection_count()
+            == 0));
+        old.stop();
+        assert_eq!(round_trip(&mut waiting, b"after"), b"after");
+        new.stop();
+    }
+}
+
 /// Formats its answer straight into the connection with `write!` (io::Write on Writer).
 #[derive(Clone)]
 struct Formatter;

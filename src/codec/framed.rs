@@ -515,6 +515,23 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
     pub fn outbound_len(&self) -> usize {
         self.writer.outbound_len()
     }
+
+    /// The client's address (as [`Conn::peer_addr`]): from the PROXY protocol
+    /// header on a listener that takes one, else the socket's peer.
+    pub fn peer_addr(&self) -> io::Result<crate::Addr> {
+        self.writer.peer_addr()
+    }
+
+    /// The socket's own peer (as [`Conn::socket_peer_addr`]; behind a load
+    /// balancer, the balancer).
+    pub fn socket_peer_addr(&self) -> io::Result<crate::Addr> {
+        crate::conn::to_addr(self.writer.socket().peer_addr()?)
+    }
+
+    /// The PROXY protocol header the balancer sent (as [`Conn::proxy_header`]).
+    pub fn proxy_header(&self) -> Option<&crate::protocol::proxy::ProxyHeader> {
+        self.writer.proxy_header()
+    }
 }
 
 /// What [`Framed`] keeps per connection: the connection's codec, the

@@ -251,6 +251,28 @@ impl Writer<'_> {
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
     }
+
+    /// The connection's peer: a transport layer's view (a PROXY header) first
+    /// (for adapters that hold only the writer, such as the framed one).
+    pub(crate) fn peer_addr(&self) -> io::Result<crate::Addr> {
+        super::peer_addr_of(self.fd, self.layers())
+    }
+
+    /// The connection's socket.
+    pub(crate) fn socket(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.fd)
+    }
+
+    /// The PROXY protocol header, if the connection's listener takes one.
+    pub(crate) fn proxy_header(&self) -> Option<&crate::protocol::proxy::ProxyHeader> {
+        self.layers()?
+            .get::<crate::transport::ProxyLayer>()?
+            .header()
+    }
+
+    fn layers(&self) -> Option<&crate::transport::Layers> {
+        self.cold.as_deref().and_then(|c| c.layers.as_deref())
+    }
 }
 
 /// The write path every handler write takes: sends at once what the socket takes

@@ -68,7 +68,8 @@ pub(crate) struct Ring {
     /// `sendmsg` headers (and their iovecs) in flight, by user data.
     msgs: HashMap<u64, Box<MsgSend>>,
     /// Headers of completed sends, kept for the next ones (no allocation per send).
-    #[allow(clippy::vec_box)] // boxes move to and from `msgs`, where their address must not change
+    #[allow(clippy::vec_box)]
+    // boxes move to and from `msgs`, where their address must not change
     spare_msgs: Vec<Box<MsgSend>>,
     /// Operations submitted and not yet completed for good (multishot ones count
     /// once, until their last completion).

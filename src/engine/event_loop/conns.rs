@@ -61,6 +61,21 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         }
     }
 
+    /// Stops accepting: every listener leaves the driver, and the connections
+    /// already queued on it are accepted and served (see
+    /// [`Listener::close_and_sweep`]). Open connections carry on. The listeners
+    /// stay in `self.listeners` (retired, never resumed) so that a completion
+    /// driver's accepts still in flight find theirs and are served too.
+    pub(super) fn stop_accepting(&mut self) {
+        for li in 0..self.listeners.len() {
+            for (fd, peer) in self.listeners[li].close_and_sweep(&mut self.driver) {
+                // Accepted with `accept4` here, not by the driver.
+                self.prepare_socket(&fd);
+                self.admit(li, fd, Some(peer));
+            }
+        }
+    }
+
     /// Starts serving an accepted socket, with the transport layers of its
     /// listener if it has any. The connection count was already raised. Returns the
     /// new connection's slot index and generation.

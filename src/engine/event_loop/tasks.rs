@@ -83,6 +83,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                     self.open(fd, None, layered);
                 }
             }
+            Task::StopAccepting(_done) => self.stop_accepting(),
             Task::Stop => self.begin_drain(),
             Task::StopNow => self.stopping = true,
             Task::Connect(dial) => self.start_dial(dial),

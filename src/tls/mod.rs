@@ -104,6 +104,7 @@
 mod config;
 mod endpoint;
 mod error;
+mod layer;
 mod session;
 
 pub use config::{
@@ -112,6 +113,8 @@ pub use config::{
 };
 pub use endpoint::{TlsAcceptor, TlsConnector};
 pub use error::{TlsConfigError, TlsError, TlsFailure};
+pub(crate) use layer::TlsLayer;
+pub use layer::DEFAULT_HANDSHAKE_TIMEOUT;
 pub use session::{Received, TlsSession, TlsStatus, MAX_HANDSHAKE_MESSAGE, MAX_RECORD_WIRE};
 
 /// rustls itself, re-exported so applications use the exact version netloop

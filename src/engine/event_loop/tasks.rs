@@ -79,7 +79,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                     drop(fd);
                     self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
-                    self.open(fd, None, layered);
+                    self.open(fd, None, layered, None);
                 }
             }
             Task::Stop => self.begin_drain(),

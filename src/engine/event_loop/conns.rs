@@ -409,6 +409,14 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         };
         let gen = inner.gen;
         inner.set(flag::CLOSED, true);
+        // A layered connection closing with everything sent (an idle timeout, a
+        // stop) still says goodbye (a TLS close_notify: the peer can tell the
+        // stream was not cut), as far as the socket takes it at once. Not after a
+        // failure, nor with bytes unsent: the stream *was* cut then.
+        let failed = matches!(reason, CloseReason::Reset | CloseReason::Io(_)) || is_tls(&reason);
+        if inner.is(flag::LAYERED) && !failed && inner.outbound.is_empty() {
+            Self::goodbye(&mut inner, &mut self.io);
+        }
         // Handles see it closed from now on.
         self.io.shared.live.set(index, gen.wrapping_add(1));
         match &reason {
@@ -453,4 +461,14 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             d.complete(Err(Error::Handshake { addr, reason }));
         }
     }
+}
+
+/// Is `reason` a failed TLS session?
+fn is_tls(reason: &CloseReason) -> bool {
+    #[cfg(feature = "tls")]
+    if matches!(reason, CloseReason::Tls(_)) {
+        return true;
+    }
+    let _ = reason;
+    false
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 
-/// Why a connection closed; given to [`EventHandler::on_close`].
+/// Why a connection closed; given to [`EventHandler::on_close`](crate::EventHandler::on_close).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CloseReason {
@@ -13,7 +13,7 @@ pub enum CloseReason {
     Reset,
     /// A socket error other than a reset.
     Io(io::Error),
-    /// The handler asked for it ([`Action::Close`] or [`Conn::close`]).
+    /// The handler asked for it ([`Action::Close`](crate::Action::Close) or [`Conn::close`](crate::Conn::close)).
     Local,
     /// A [`ConnHandle::close`](crate::ConnHandle::close) from another thread.
     Handle,
@@ -49,7 +49,7 @@ pub enum TimeoutKind {
     /// Bytes were queued outbound and the kernel took none of them for the write
     /// timeout (the peer stopped reading).
     Write,
-    /// The deadline set with [`Conn::set_deadline`] passed.
+    /// The deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
     Deadline,
     /// A transport layer's setup — a TLS handshake, a PROXY protocol header — did
     /// not complete in time (see the listener's layers, e.g.
@@ -66,6 +66,57 @@ impl std::fmt::Display for TimeoutKind {
             TimeoutKind::Deadline => "deadline",
             TimeoutKind::Handshake => "handshake",
         })
+    }
+}
+
+/// A copy of an I/O error: the same OS error code, or the same kind and message.
+pub(crate) fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl Clone for CloseReason {
+    fn clone(&self) -> Self {
+        match self {
+            CloseReason::PeerClosed => CloseReason::PeerClosed,
+            CloseReason::Reset => CloseReason::Reset,
+            CloseReason::Io(e) => CloseReason::Io(copy_io_error(e)),
+            CloseReason::Local => CloseReason::Local,
+            CloseReason::Handle => CloseReason::Handle,
+            CloseReason::Panicked => CloseReason::Panicked,
+            CloseReason::EngineStopped => CloseReason::EngineStopped,
+            CloseReason::Protocol(m) => CloseReason::Protocol(m.clone()),
+            CloseReason::Timeout(k) => CloseReason::Timeout(*k),
+            CloseReason::OutboundOverflow => CloseReason::OutboundOverflow,
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => CloseReason::Tls(e.clone()),
+        }
+    }
+}
+
+/// Two reasons are equal when they are the same variant with equal contents; two
+/// I/O errors when they have the same kind and OS error code.
+impl PartialEq for CloseReason {
+    fn eq(&self, other: &Self) -> bool {
+        use CloseReason::*;
+        match (self, other) {
+            (Io(a), Io(b)) => a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error(),
+            (Protocol(a), Protocol(b)) => a == b,
+            (Timeout(a), Timeout(b)) => a == b,
+            // TLS failures: the same kind, said the same way.
+            #[cfg(feature = "tls")]
+            (Tls(a), Tls(b)) => a.failure() == b.failure() && a.to_string() == b.to_string(),
+            (PeerClosed, PeerClosed)
+            | (Reset, Reset)
+            | (Local, Local)
+            | (Handle, Handle)
+            | (Panicked, Panicked)
+            | (EngineStopped, EngineStopped)
+            | (OutboundOverflow, OutboundOverflow) => true,
+            _ => false,
+        }
     }
 }
 

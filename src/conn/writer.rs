@@ -103,6 +103,15 @@ impl<S> ConnInner<S> {
         }
     }
 
+    /// Last words of a connection closing at once (a TLS alert or `close_notify`
+    /// its layers queued): as much of the outbound queue as the socket takes now,
+    /// with plain `send` calls under either driver. The caller makes sure no
+    /// completion driver's send is in flight (the queue's head is the kernel's
+    /// until it completes, and these bytes must follow it).
+    pub(crate) fn send_last_words(&mut self, io: &mut LoopIo) -> io::Result<()> {
+        write_queue(self.fd.as_fd(), &mut self.outbound, &mut self.cold, io)
+    }
+
     /// Sends what transport layers left in the loop's wire scratch (see
     /// [`LoopIo::wire`]), after what is queued: straight from the scratch when
     /// nothing is, the rest into the queue. Also flushes the queue.
@@ -180,6 +189,16 @@ fn flush_queue(
     if !io.inline_sends {
         return Ok(());
     }
+    write_queue(fd, outbound, cold, io)
+}
+
+/// Writes as much of `outbound` as the socket takes, with plain `send` calls.
+fn write_queue(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+) -> io::Result<()> {
     while !outbound.is_empty() {
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
         let cnt = outbound.io_slices(&mut iov);
@@ -255,18 +274,14 @@ fn queue_rest(
 
 /// Turns a write error into the reason the connection will close with.
 pub(super) fn failure(e: &io::Error) -> Box<CloseReason> {
-    let copy = match e.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(e.kind(), e.to_string()),
-    };
-    Box::new(CloseReason::from_io(copy))
+    Box::new(CloseReason::from_io(super::reason::copy_io_error(e)))
 }
 
 pub(super) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, Error::ConnectionClosed)
 }
 
-/// The writing half of a [`Conn`] split with [`Conn::split`]: writes while the
+/// The writing half of a [`Conn`](crate::Conn) split with [`Conn::split`](crate::Conn::split): writes while the
 /// inbound bytes stay borrowed (echoing or forwarding them without a copy).
 pub struct Writer<'c> {
     pub(super) fd: BorrowedFd<'c>,
@@ -296,13 +311,50 @@ impl std::fmt::Debug for Writer<'_> {
     }
 }
 
+/// `std::io::Write`, for code that formats into a writer (`write!`, serializers).
+/// Every call takes all of `buf` (what the socket refuses is queued, as with
+/// [`Writer::write`]); `flush` is a no-op: the loop sends what is queued.
+///
+/// ```no_run
+/// # use netloop::Conn;
+/// use std::io::Write;
+/// # fn f(conn: &mut Conn<'_, ()>) -> std::io::Result<()> {
+/// let (_, mut w) = conn.split();
+/// write!(w, "{} bytes buffered\r\n", 42)?;
+/// # Ok(()) }
+/// ```
+impl io::Write for Writer<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Writer::write(self, buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Writer::write(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // At most 64 buffers per call, as `writev` gathers (no allocation).
+        let mut slices: [&[u8]; 64] = [&[]; 64];
+        let n = bufs.len().min(slices.len());
+        for (s, b) in slices.iter_mut().zip(bufs) {
+            *s = b;
+        }
+        let slices = &slices[..n];
+        Writer::writev(self, slices).map(|()| slices.iter().map(|s| s.len()).sum())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Writer<'_> {
-    /// Same as [`Conn::write`].
+    /// Same as [`Conn::write`](crate::Conn::write).
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writev(&[data])
     }
 
-    /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
+    /// Same as [`Conn::writev`](crate::Conn::writev) (at most 64 buffers per call are gathered).
     #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         send_or_queue(self.fd, self.outbound, self.cold, self.io, self.mode, bufs)

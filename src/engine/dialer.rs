@@ -374,7 +374,7 @@ impl Dials {
         slot.gen = slot.gen.wrapping_add(1) & GEN_MASK;
         self.free.push(index as u32);
         self.pending -= 1;
-        let _ = poller.delete(dial.fd.as_raw_fd());
+        let _ = poller.delete(dial.fd.as_raw_fd(), token);
         Some(dial)
     }
 
@@ -502,7 +502,7 @@ impl EngineHandle {
     /// `cb` is called exactly once: with the connection's [`ConnHandle`] after
     /// `on_open` ran, or with the error ([`Error::Connect`] for refused/unreachable,
     /// [`Error::ConnectTimeout`], [`Error::EngineStopped`], an address error).
-    /// See the [module docs](crate::engine::dialer) for the steps.
+    /// See [`DialOptions`] for what a dial can be given.
     pub fn dial(
         &self,
         addr: impl ToAddr,

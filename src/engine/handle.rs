@@ -45,7 +45,7 @@ impl EngineHandle {
     ///
     /// 1. listeners close (nothing new is accepted) and connections stop reading;
     /// 2. each connection closes as soon as everything queued for it has been sent,
-    ///    for up to [`Options::drain_timeout`];
+    ///    for up to [`Options::drain_timeout`](crate::Options::drain_timeout);
     /// 3. then the rest are closed; every connection gets `on_close` with
     ///    [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped) (unless it
     ///    was already closing for another reason), queued async writes complete their
@@ -54,7 +54,7 @@ impl EngineHandle {
     ///
     /// A second call ends the drain at once, like [`stop_now`](Self::stop_now).
     ///
-    /// Waits up to [`Options::drain_timeout`] + [`Options::stop_timeout`] for the
+    /// Waits up to [`Options::drain_timeout`](crate::Options::drain_timeout) + [`Options::stop_timeout`](crate::Options::stop_timeout) for the
     /// loops to finish and returns whether they did. Called from a handler (on a
     /// loop thread) it only starts the stop and returns `false` at once.
     pub fn stop(&self) -> bool {
@@ -73,7 +73,7 @@ impl EngineHandle {
     /// Stops the engine without draining: connections get one last non-blocking
     /// attempt to send what is queued and are closed with
     /// [`CloseReason::EngineStopped`](crate::CloseReason::EngineStopped). Waits up to
-    /// [`Options::stop_timeout`] (not at all on a loop thread) and returns whether
+    /// [`Options::stop_timeout`](crate::Options::stop_timeout) (not at all on a loop thread) and returns whether
     /// the loops finished.
     pub fn stop_now(&self) -> bool {
         self.shared.stop_requests.fetch_add(1, Ordering::AcqRel);

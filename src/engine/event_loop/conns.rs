@@ -10,24 +10,43 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return;
             };
             match l.accept(&mut self.driver) {
-                Accepted::Conn(fd, peer) => {
-                    if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
-                        if self.engine.connection_count() >= max {
-                            // Over the limit: accepted and closed at once (see Options).
-                            drop(fd);
-                            self.engine.note_rejected();
-                            continue;
-                        }
-                    }
-                    let is_tcp = l.sock.is_tcp();
-                    listener::configure(&fd, is_tcp, &self.opts);
-                    let layered = l.sock.layered(peer);
-                    self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
-                    self.open(fd, None, layered, None);
-                }
+                Accepted::Conn(fd, peer) => self.admit(li, fd, Some(peer)),
                 Accepted::Done => return,
             }
         }
+    }
+
+    /// Serves a socket listener `li` accepted, within `max_connections`. The
+    /// peer's address is looked up if it is needed and not given (a completion
+    /// driver's multishot accept returns none).
+    pub(super) fn admit(&mut self, li: usize, fd: OwnedFd, peer: Option<socket2::SockAddr>) {
+        let Some(l) = self.listeners.get(li) else {
+            return;
+        };
+        if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
+            if self.engine.connection_count() >= max {
+                // Over the limit: accepted and closed at once (see Options).
+                drop(fd);
+                self.engine.note_rejected();
+                return;
+            }
+        }
+        let is_tcp = l.sock.is_tcp();
+        listener::configure(&fd, is_tcp, &self.opts);
+        let layered = if l.sock.layers.is_empty() {
+            None
+        } else {
+            match peer.map_or_else(|| socket2::SockRef::from(&fd).peer_addr(), Ok) {
+                Ok(peer) => l.sock.layered(peer),
+                Err(e) => {
+                    // Gone before it was served (reset in the backlog).
+                    tracing::debug!(error = %e, "accepted connection has no peer address");
+                    return;
+                }
+            }
+        };
+        self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.open(fd, None, layered, None);
     }
 
     /// Starts serving an accepted (or dialed) socket, with the transport layers of
@@ -382,6 +401,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 }
             }
         }
+        if D::COMPLETION {
+            return self.settle_ops(index);
+        }
         let wanted = c.wanted_interest(&self.io.flow);
         if wanted != c.interest {
             match self
@@ -417,6 +439,18 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         if inner.is(flag::LAYERED) && !failed && inner.outbound.is_empty() {
             Self::goodbye(&mut inner, &mut self.io);
         }
+        // A completion driver sends only from the queue, with the next wait: the
+        // last words layers queued just now (the goodbye, or the alert saying why
+        // a session failed) would be dropped with the queue. They leave with a
+        // plain send, as a readiness driver's would have, unless a send is in
+        // flight (they would have to follow it: they are dropped then).
+        if D::COMPLETION
+            && inner.is(flag::LAYERED)
+            && !inner.outbound.is_empty()
+            && !inner.interest.writable()
+        {
+            let _ = inner.send_last_words(&mut self.io);
+        }
         // Handles see it closed from now on.
         self.io.shared.live.set(index, gen.wrapping_add(1));
         match &reason {
@@ -449,8 +483,15 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         // The driver closes the descriptor (a readiness driver at once; a completion
         // driver once what the connection has in flight is cancelled) and takes the
         // outbound blocks, which an in-flight send may still point at.
-        let ConnInner { fd, outbound, .. } = inner;
-        self.driver.release(fd, outbound, &mut self.io.pool);
+        let ConnInner {
+            fd,
+            outbound,
+            interest,
+            ..
+        } = inner;
+        let t = token(index, gen);
+        self.driver
+            .release(fd, t, interest, outbound, &mut self.io.pool);
         // The slot's next connection gets the next generation, so stale tokens and
         // handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));

@@ -162,60 +162,75 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return false;
             }
         };
-        self.io.tally.bytes_in += n as u64;
-        c.stamp_rx(self.io.now);
-        let before = c.inbound.len();
-        if let Err(reason) = self.through_layers(index, n) {
-            self.close(index, reason);
-            return false;
-        }
-        self.layers_advanced(index, gen, before);
-        n == want || read_closed
+        let (res, before) = Self::through_layers(c, &mut self.io, &mut self.read_buf[..n]);
+        self.after_layers(index, gen, res, before) && (n == want || read_closed)
     }
 
-    /// Runs the first `n` bytes of the read buffer up through connection
-    /// `index`'s layers and sends what they answer; an error is the reason to
-    /// close the connection with (a layer refused the bytes, or the socket
-    /// failed).
-    fn through_layers(&mut self, index: u32, n: usize) -> Result<(), CloseReason> {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else {
-            return Ok(());
-        };
+    /// Wire bytes received for a layered connection go up through its layers (the
+    /// bytes may be the loop's read buffer or a completion driver's ring buffer);
+    /// what the layers answer (a handshake flight, an alert — also the one
+    /// explaining a failure) leaves at once under a readiness driver, and is
+    /// queued for the next send under a completion driver. Returns the verdict
+    /// (an error is the reason to close with) and how many bytes the connection
+    /// held before.
+    pub(super) fn through_layers(
+        c: &mut ConnInner<H::State>,
+        io: &mut LoopIo,
+        wire_in: &mut [u8],
+    ) -> (Result<(), CloseReason>, usize) {
+        io.tally.bytes_in += wire_in.len() as u64;
+        c.stamp_rx(io.now);
+        let before = c.inbound.len();
         let Some(layers) = c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) else {
-            return Ok(());
+            return (Ok(()), before);
         };
-        let mut wire = std::mem::take(&mut self.io.wire);
+        let mut wire = std::mem::take(&mut io.wire);
         let res = layers.receive(
-            &mut self.read_buf[..n],
+            wire_in,
             &mut c.inbound,
             &mut c.outbound,
             &mut wire,
-            &mut self.io.pool,
+            &mut io.pool,
         );
-        self.io.wire = wire;
-        // What the layers answered (a handshake flight, an alert — also the one
-        // explaining a failure) leaves now.
-        let sent = c.send_wire(&mut self.io);
-        res?;
-        sent.map_err(|e| e.close_reason())
+        io.wire = wire;
+        let sent = c.send_wire(io);
+        (res.and(sent.map_err(|e| e.close_reason())), before)
+    }
+
+    /// After bytes went up through a connection's layers: a failure closes, and
+    /// the handler hears what changed (see [`layers_advanced`](Self::layers_advanced)).
+    /// Returns false once the connection closed or its stream ended.
+    pub(super) fn after_layers(
+        &mut self,
+        index: u32,
+        gen: u32,
+        res: Result<(), CloseReason>,
+        before: usize,
+    ) -> bool {
+        if let Err(reason) = res {
+            self.close(index, reason);
+            return false;
+        }
+        self.layers_advanced(index, gen, before)
     }
 
     /// After a layered connection's layers took bytes: `on_open` once they are
     /// past their preamble, `on_handshake` once a handshake completed, then
     /// `on_traffic` for the bytes that came up; end of stream if the peer closed
-    /// the stream inside a layer (a TLS `close_notify`).
-    fn layers_advanced(&mut self, index: u32, gen: u32, before: usize) {
+    /// the stream inside a layer (a TLS `close_notify`). Returns false once the
+    /// connection closed or its stream ended.
+    fn layers_advanced(&mut self, index: u32, gen: u32, before: usize) -> bool {
         let Some(l) = self.slots[index as usize]
             .conn
             .as_mut()
             .and_then(|c| c.layers_mut())
         else {
-            return;
+            return false;
         };
         let newly_open = !l.opened && l.established();
         if !l.opened && !newly_open {
             self.settle(index); // still in the preamble
-            return;
+            return true;
         }
         let handshake_done = l.take_handshake_done();
         let peer_closed = l.peer_closed();
@@ -238,7 +253,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         if peer_closed && self.is_live(index, gen) {
             // The peer ended the stream inside a layer (a TLS close_notify).
             self.on_eof(index);
+            return false;
         }
+        self.is_live(index, gen)
     }
 
     /// The peer shut down its sending side. By default the connection closes
@@ -291,7 +308,8 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             Ok(n) if n > 0 => {
                 let more = n == self.read_buf.len();
                 if c.is(flag::LAYERED) {
-                    self.linger_through_layers(index, gen, n);
+                    let (res, _) = Self::through_layers(c, &mut self.io, &mut self.read_buf[..n]);
+                    self.lingered_through_layers(index, gen, res);
                 }
                 more
             }
@@ -307,12 +325,16 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         }
     }
 
-    /// Lingering on a layered connection: `n` bytes read go through its layers and
-    /// their plaintext is dropped. A layer that refuses them ends the linger; one
-    /// that saw the peer end the stream ends the reading: the connection closes
-    /// once what it still sends has left.
-    fn linger_through_layers(&mut self, index: u32, gen: u32, n: usize) {
-        let res = self.through_layers(index, n);
+    /// Lingering on a layered connection: bytes read went through its layers
+    /// (verdict `res`) and their plaintext is dropped. A layer that refused them
+    /// ends the linger; one that saw the peer end the stream ends the reading: the
+    /// connection closes once what it still sends has left.
+    pub(super) fn lingered_through_layers(
+        &mut self,
+        index: u32,
+        gen: u32,
+        res: Result<(), CloseReason>,
+    ) {
         let Some(c) = self.slots[index as usize]
             .conn
             .as_mut()

@@ -3,6 +3,9 @@
 //! ```text
 //! cargo run --release --example echo -- --addr 127.0.0.1:9000 --loops 2 --mode reactor --lb least-connections
 //! cargo run --release --example echo -- --addr unix:///tmp/echo.sock
+//! # TLS (feature `tls`): a certificate of your own, or a generated self-signed one
+//! cargo run --release --features tls --example echo -- --addr tls://127.0.0.1:9443 --tls-cert cert.pem --tls-key key.pem
+//! cargo run --release --features tls --example echo -- --addr tls://127.0.0.1:9443 --tls-self-signed
 //! # on io_uring (auto: io_uring where the kernel allows it, else epoll)
 //! cargo run --release --example echo -- --addr 127.0.0.1:9000 --backend uring
 //! # UDP: every datagram back to its sender (one loop, or N SO_REUSEPORT loops)
@@ -21,8 +24,9 @@ use netloop::{Action, Conn, Engine, EventHandler, Mode};
 #[derive(Parser)]
 #[command(about = "netloop echo server")]
 struct Args {
-    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, unix://, udp://, udp4://, udp6://
-    /// or unixgram:// URL.
+    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, tls://, unix://, udp://, udp4://,
+    /// udp6:// or unixgram:// URL (tls:// with --tls-cert/--tls-key or
+    /// --tls-self-signed).
     #[arg(long, default_value = "127.0.0.1:9000")]
     addr: String,
     /// Number of event loops.
@@ -47,6 +51,8 @@ struct Args {
     /// UDP only: send datagrams from many sockets, check every echo, print stats, exit.
     #[arg(long)]
     self_test: bool,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 #[derive(Clone)]
@@ -156,6 +162,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse::<netloop::Addr>()
         .is_ok_and(|a| a.is_datagram())
     {
+        if args.tls.tls_cert.is_some() || args.tls.tls_self_signed {
+            return Err("TLS is for stream sockets (DTLS is not offered)".into());
+        }
         return serve_datagrams(&args, mode);
     }
     let lb = common::parse_lb(&args.lb)?;
@@ -166,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .load_balancer(lb)
         .edge_triggered(args.edge_triggered)
         .cpu_affinity(args.pin)
-        .listen(args.addr.as_str())
+        .listen_with(args.tls.listen_config(&args.addr, &[])?)
         .start_with(Echo)?;
     for a in engine.local_addrs() {
         println!(

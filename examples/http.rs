@@ -4,6 +4,9 @@
 //! cargo run --release --example http -- --addr 127.0.0.1:8080 --loops 2
 //! curl http://127.0.0.1:8080/plaintext   # Hello, World!
 //! curl http://127.0.0.1:8080/json        # {"message":"Hello, World!"}
+//! # HTTPS (feature `tls`; ALPN http/1.1); --tls-self-signed prints its certificate's path
+//! cargo run --release --features tls --example http -- --addr tls://127.0.0.1:8443 --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert cert.pem https://localhost:8443/plaintext
 //! ```
 //!
 //! Slow clients are timed out: a request head must be complete within
@@ -20,7 +23,8 @@ use netloop::Engine;
 #[derive(Parser)]
 #[command(about = "netloop HTTP server (TechEmpower /plaintext and /json)")]
 struct Args {
-    /// HOST:PORT, or a tcp://, tcp4://, tcp6:// or unix:// URL.
+    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, tls:// or unix:// URL
+    /// (tls:// with --tls-cert/--tls-key or --tls-self-signed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// Number of event loops.
@@ -44,6 +48,8 @@ struct Args {
     /// Seconds an idle keep-alive connection stays open (0: off).
     #[arg(long, default_value_t = 60)]
     keep_alive: u64,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 /// `secs` as a timeout, 0 meaning none.
@@ -66,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mode(mode)
         .cpu_affinity(args.pin)
         .ticker(true)
-        .listen(args.addr.as_str())
+        .listen_with(args.tls.listen_config(&args.addr, &["http/1.1"])?)
         .start(move |_| HttpServer::new(techempower).with_timeouts(timeouts))?;
     for a in engine.local_addrs() {
         println!(

@@ -14,16 +14,10 @@ pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, S
     let backend = std::env::var("NETLOOP_TEST_BACKEND")
         .ok()
         .filter(|b| !b.is_empty() && !args.contains(&"--backend"));
-    let mut child = std::process::Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "--example",
-            example,
-            "--",
-        ])
+    let mut child = super::cargo_command()
+        .args(["run", "--quiet", "--manifest-path", manifest])
+        .args(super::FEATURES)
+        .args(["--example", example, "--"])
         .args(args)
         .args(backend.iter().flat_map(|b| ["--backend", b.as_str()]))
         .env("RUST_LOG", "error")

@@ -3,6 +3,9 @@
 //! ```text
 //! cargo run --release --example echo -- --addr 127.0.0.1:9000 --loops 2 --mode reactor --lb least-connections
 //! cargo run --release --example echo -- --addr unix:///tmp/echo.sock
+//! # TLS (feature `tls`): a certificate of your own, or a generated self-signed one
+//! cargo run --release --features tls --example echo -- --addr tls://127.0.0.1:9443 --tls-cert cert.pem --tls-key key.pem
+//! cargo run --release --features tls --example echo -- --addr tls://127.0.0.1:9443 --tls-self-signed
 //! # on io_uring (auto: io_uring where the kernel allows it, else epoll)
 //! cargo run --release --example echo -- --addr 127.0.0.1:9000 --backend uring
 //! # UDP: every datagram back to its sender (one loop, or N SO_REUSEPORT loops)
@@ -30,8 +33,9 @@ use netloop::{Action, Conn, Engine, EventHandler, Mode};
 #[derive(Parser)]
 #[command(about = "netloop echo server")]
 struct Args {
-    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, unix://, udp://, udp4://, udp6://
-    /// or unixgram:// URL.
+    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, tls://, unix://, udp://, udp4://,
+    /// udp6:// or unixgram:// URL (tls:// with --tls-cert/--tls-key or
+    /// --tls-self-signed).
     #[arg(long, default_value = "127.0.0.1:9000")]
     addr: String,
     /// Number of event loops.
@@ -58,6 +62,8 @@ struct Args {
     self_test: bool,
     #[command(flatten)]
     deploy: DeployArgs,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 #[derive(Clone)]
@@ -170,6 +176,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if args.deploy.workers > 0 || args.deploy.proxy_protocol.is_some() {
             return Err("--workers and --proxy-protocol are for stream listeners".into());
         }
+        if args.tls.tls_cert.is_some() || args.tls.tls_self_signed {
+            return Err("TLS is for stream sockets (DTLS is not offered)".into());
+        }
         return serve_datagrams(&args, mode);
     }
     let lb = common::parse_lb(&args.lb)?;
@@ -181,5 +190,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .edge_triggered(args.edge_triggered)
         .cpu_affinity(args.pin)
         .drain_timeout(std::time::Duration::from_millis(args.deploy.drain_ms));
-    deploy::serve(&args.deploy, &args.addr, builder, |b| b.start_with(Echo))
+    deploy::serve(&args.deploy, &args.addr, (&args.tls, &[]), builder, |b| {
+        b.start_with(Echo)
+    })
 }

@@ -12,6 +12,9 @@
 //! cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 2
 //! # behind HAProxy (`server s1 127.0.0.1:8080 send-proxy-v2`)
 //! cargo run --release --example http -- --addr 127.0.0.1:8080 --proxy-protocol 127.0.0.1
+//! # HTTPS (feature `tls`; ALPN http/1.1); --tls-self-signed prints its certificate's path
+//! cargo run --release --features tls --example http -- --addr tls://127.0.0.1:8443 --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert cert.pem https://localhost:8443/plaintext
 //! ```
 //!
 //! The deployment flags (`--workers`, `--sharing`, `--drain-ms`,
@@ -38,7 +41,8 @@ use netloop::{Action, Addr, CloseReason, Conn, ConnId, Engine, EventHandler, Loo
 #[derive(Parser)]
 #[command(about = "netloop HTTP server (TechEmpower /plaintext and /json)")]
 struct Args {
-    /// HOST:PORT, or a tcp://, tcp4://, tcp6:// or unix:// URL.
+    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, tls:// or unix:// URL
+    /// (tls:// with --tls-cert/--tls-key or --tls-self-signed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// Number of event loops.
@@ -64,6 +68,8 @@ struct Args {
     keep_alive: u64,
     #[command(flatten)]
     deploy: DeployArgs,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 /// The client addresses of one loop's open connections (taken once, when the
@@ -100,6 +106,19 @@ impl<F: FnMut(&Request<'_>, &mut Response) + 'static> EventHandler for WithClien
     fn on_writable_changed(&mut self, conn: &mut Conn<'_, HttpConn>, writable: bool) {
         self.clients.current.set(Some(conn.id()));
         self.http.on_writable_changed(conn, writable)
+    }
+
+    fn on_handshake(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.http.on_handshake(conn)
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.clients.current.set(Some(conn.id()));
+        self.http.on_timer(conn)
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.http.on_read_closed(conn)
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, HttpConn>, reason: &CloseReason) {
@@ -158,17 +177,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cpu_affinity(args.pin)
         .ticker(true)
         .drain_timeout(Duration::from_millis(args.deploy.drain_ms));
-    deploy::serve(&args.deploy, &args.addr, builder, move |b| {
-        b.start(move |_| {
-            let clients = Rc::new(Clients::default());
-            let seen = clients.clone();
-            WithClients {
-                http: HttpServer::new(move |req: &Request<'_>, resp: &mut Response| {
-                    app(&seen, req, resp)
-                })
-                .with_timeouts(timeouts),
-                clients,
-            }
-        })
-    })
+    deploy::serve(
+        &args.deploy,
+        &args.addr,
+        (&args.tls, &["http/1.1"]),
+        builder,
+        move |b| {
+            b.start(move |_| {
+                let clients = Rc::new(Clients::default());
+                let seen = clients.clone();
+                WithClients {
+                    http: HttpServer::new(move |req: &Request<'_>, resp: &mut Response| {
+                        app(&seen, req, resp)
+                    })
+                    .with_timeouts(timeouts),
+                    clients,
+                }
+            })
+        },
+    )
 }

@@ -59,7 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .loops(args.loops)
         .backend(args.backend)
         .drain_timeout(std::time::Duration::from_millis(args.deploy.drain_ms));
-    deploy::serve(&args.deploy, &args.addr, builder, |b| {
+    let no_tls = common::TlsArgs::default();
+    deploy::serve(&args.deploy, &args.addr, (&no_tls, &[]), builder, |b| {
         b.start_with(common::Echo)
     })
 }

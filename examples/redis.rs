@@ -5,6 +5,9 @@
 //! cargo run --release --example redis -- --addr 127.0.0.1:6380 --loops 2
 //! redis-cli -p 6380 set k v && redis-cli -p 6380 get k
 //! redis-benchmark -p 6380 -t ping,set,get -n 100000 -c 50 -P 16
+//! # TLS (feature `tls`)
+//! cargo run --release --features tls --example redis -- --addr tls://127.0.0.1:6390 --tls-cert cert.pem --tls-key key.pem
+//! redis-cli --tls --cacert cert.pem -p 6390 ping
 //! ```
 //!
 //! By default all loops share one store (locked once per pipelined batch), so
@@ -26,7 +29,8 @@ use netloop::Engine;
 #[derive(Parser)]
 #[command(about = "netloop Redis (RESP2) server")]
 struct Args {
-    /// HOST:PORT, or a tcp://, tcp4://, tcp6:// or unix:// URL.
+    /// HOST:PORT, or a tcp://, tcp4://, tcp6://, tls:// or unix:// URL
+    /// (tls:// with --tls-cert/--tls-key or --tls-self-signed).
     #[arg(long, default_value = "127.0.0.1:6380")]
     addr: String,
     /// Number of event loops.
@@ -50,6 +54,8 @@ struct Args {
     /// Seconds a connection may carry no traffic (0: off, as in Redis).
     #[arg(long, default_value_t = 300)]
     idle_timeout: u64,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 /// `secs` as a timeout, 0 meaning none.
@@ -78,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mode(mode)
         .cpu_affinity(args.pin)
         .ticker(true)
-        .listen(args.addr.as_str())
+        .listen_with(args.tls.listen_config(&args.addr, &[])?)
         .start(move |i| factory(i).with_timeouts(timeouts))?;
     for a in engine.local_addrs() {
         println!(

@@ -1,5 +1,5 @@
-//! Addresses: `tcp://`, `tcp4://`, `tcp6://`, `unix://`, `udp://`, `udp4://`,
-//! `udp6://` and `unixgram://` URLs, or typed.
+//! Addresses: `tcp://`, `tcp4://`, `tcp6://`, `tls://`, `unix://`, `udp://`,
+//! `udp4://`, `udp6://` and `unixgram://` URLs, or typed.
 
 use crate::error::Error;
 use std::fmt;
@@ -11,7 +11,10 @@ use std::str::FromStr;
 ///
 /// Parse one from a string: `"127.0.0.1:9000"` and `"tcp://127.0.0.1:9000"` are TCP
 /// (any family), `"tcp4://localhost:9000"` and `"tcp6://[::1]:9000"` pick a family,
-/// `"unix:///tmp/echo.sock"` is a Unix stream socket. Datagram addresses,
+/// `"unix:///tmp/echo.sock"` is a Unix stream socket. `"tls://127.0.0.1:443"` is
+/// a TCP address that must be served (or dialed) with TLS: it parses to
+/// [`Addr::Tcp`], and a listener given it needs a TLS configuration
+/// ([`ListenConfig::tls`](crate::ListenConfig), feature `tls`). Datagram addresses,
 /// served by [`UdpEngine`](crate::udp::UdpEngine), are `"udp://127.0.0.1:9000"`
 /// (`udp4://`, `udp6://` pick a family) and `"unixgram:///tmp/echo.sock"`.
 ///
@@ -110,7 +113,7 @@ impl FromStr for Addr {
             None => ("tcp".to_string(), s),
         };
         match scheme.as_str() {
-            "tcp" => resolve(s, rest, Family::Any).map(Addr::Tcp),
+            "tcp" | "tls" => resolve(s, rest, Family::Any).map(Addr::Tcp),
             "tcp4" => resolve(s, rest, Family::V4).map(Addr::Tcp),
             "tcp6" => resolve(s, rest, Family::V6).map(Addr::Tcp),
             "udp" => resolve(s, rest, Family::Any).map(Addr::Udp),
@@ -151,6 +154,18 @@ pub trait ToAddr {
             other => Ok(other),
         }
     }
+
+    /// Whether the address names the `tls://` scheme (so the connection must
+    /// speak TLS; only a string can say so).
+    fn names_tls(&self) -> bool {
+        false
+    }
+}
+
+/// Does the string name the `tls://` scheme?
+fn str_names_tls(s: &str) -> bool {
+    s.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("tls"))
 }
 
 fn stream_for_datagrams(a: &Addr) -> Error {
@@ -164,9 +179,10 @@ fn stream_for_datagrams(a: &Addr) -> Error {
 /// A string's datagram address: its explicit scheme decides.
 fn str_datagram_addr(s: &str) -> Result<Addr, Error> {
     let a: Addr = s.parse()?;
-    let explicit_stream = s
-        .split_once("://")
-        .is_some_and(|(scheme, _)| scheme.to_ascii_lowercase().starts_with("tcp"));
+    let explicit_stream = s.split_once("://").is_some_and(|(scheme, _)| {
+        let scheme = scheme.to_ascii_lowercase();
+        scheme.starts_with("tcp") || scheme == "tls"
+    });
     match a {
         Addr::Tcp(_) if explicit_stream => Err(stream_for_datagrams(&a)),
         Addr::Tcp(sa) => Ok(Addr::Udp(sa)),
@@ -192,6 +208,9 @@ impl ToAddr for str {
     fn to_datagram_addr(&self) -> Result<Addr, Error> {
         str_datagram_addr(self)
     }
+    fn names_tls(&self) -> bool {
+        str_names_tls(self)
+    }
 }
 impl ToAddr for String {
     fn to_addr(&self) -> Result<Addr, Error> {
@@ -200,6 +219,9 @@ impl ToAddr for String {
     fn to_datagram_addr(&self) -> Result<Addr, Error> {
         str_datagram_addr(self)
     }
+    fn names_tls(&self) -> bool {
+        str_names_tls(self)
+    }
 }
 impl<T: ToAddr + ?Sized> ToAddr for &T {
     fn to_addr(&self) -> Result<Addr, Error> {
@@ -207,6 +229,9 @@ impl<T: ToAddr + ?Sized> ToAddr for &T {
     }
     fn to_datagram_addr(&self) -> Result<Addr, Error> {
         (**self).to_datagram_addr()
+    }
+    fn names_tls(&self) -> bool {
+        (**self).names_tls()
     }
 }
 
@@ -235,6 +260,14 @@ mod tests {
             "unix:///tmp/x.sock".parse::<Addr>().unwrap(),
             Addr::Unix("/tmp/x.sock".into())
         );
+        // tls:// is TCP that must speak TLS.
+        assert_eq!(
+            "tls://127.0.0.1:443".parse::<Addr>().unwrap(),
+            Addr::Tcp("127.0.0.1:443".parse().unwrap())
+        );
+        assert!("TLS://127.0.0.1:443".names_tls());
+        assert!(!"tcp://127.0.0.1:443".names_tls() && !"127.0.0.1:443".names_tls());
+        assert!("tls://127.0.0.1:443".to_datagram_addr().is_err());
     }
 
     #[test]

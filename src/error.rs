@@ -15,7 +15,7 @@ pub enum Error {
         reason: String,
     },
     /// The address names a scheme netloop does not serve (yet).
-    #[error("unsupported scheme {scheme:?} in {addr:?} (expected tcp, tcp4, tcp6, unix, udp, udp4, udp6 or unixgram)")]
+    #[error("unsupported scheme {scheme:?} in {addr:?} (expected tcp, tcp4, tcp6, tls, unix, udp, udp4, udp6 or unixgram)")]
     UnsupportedScheme {
         /// The scheme found.
         scheme: String,
@@ -78,6 +78,16 @@ pub enum Error {
         /// Why it failed (`ConnectionRefused`, unreachable, …).
         #[source]
         source: io::Error,
+    },
+    /// An outgoing connection was established but its transport layer's handshake
+    /// (TLS) failed, was cut short or timed out; the connection is closed (its
+    /// `on_close` ran with the same reason).
+    #[error("connecting to {addr}: handshake failed: {reason}")]
+    Handshake {
+        /// The address dialed.
+        addr: String,
+        /// Why the connection closed before the handshake completed.
+        reason: crate::CloseReason,
     },
     /// An outgoing connection did not complete within its timeout.
     #[error("connecting to {addr}: timed out after {timeout:?}")]

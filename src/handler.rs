@@ -61,6 +61,12 @@ impl LoopInfo<'_> {
 /// `State` is created with `Default` when a connection opens and lives in the
 /// loop's slab next to the socket, typed: no `Box<dyn Any>`, no map lookup.
 ///
+/// # TLS
+/// On a TLS listener (or dial) `on_open` runs when the connection is accepted,
+/// [`on_handshake`](EventHandler::on_handshake) when the handshake completed,
+/// and `on_traffic` sees plaintext; what is written is encrypted. A failed
+/// handshake still ends in `on_close`, once.
+///
 /// # Panics
 /// A panic in `on_open`, `on_traffic` or `on_close` is caught: it is logged and the
 /// connection is closed with [`CloseReason::Panicked`]; the loop and its other
@@ -77,6 +83,17 @@ pub trait EventHandler: 'static {
     /// A connection opened. Bytes written with [`Conn::write`] here are the
     /// greeting sent before anything is read (gnet's `out` return value).
     fn on_open(&mut self, _conn: &mut Conn<'_, Self::State>) -> Action {
+        Action::None
+    }
+
+    /// The connection's handshake completed (a TLS listener or dial, see
+    /// [`ListenConfig`](crate::ListenConfig)): the negotiated parameters —
+    /// ALPN protocol, SNI name, the peer's certificates — are readable now
+    /// (`Conn::tls`, feature `tls`). Runs once, after `on_open` and before the
+    /// first `on_traffic`; bytes written from `on_open` on are sent right after
+    /// it. A handshake that fails instead ends in `on_close` with the reason.
+    /// Never called on a connection without a handshake.
+    fn on_handshake(&mut self, _conn: &mut Conn<'_, Self::State>) -> Action {
         Action::None
     }
 

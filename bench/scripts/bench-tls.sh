@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
         --secs) SECS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -81,7 +81,7 @@ if "$TARGET/examples/echo" --help 2>&1 | grep -q -- --tls-cert \
     && "$TARGET/examples/http" --help 2>&1 | grep -q -- --tls-cert; then
     NETLOOP_TLS=1
 else
-    note "netloop's examples take no --tls-cert yet: netloop cells skipped"
+    note "netloop's examples were built without --tls-cert (the tls feature?): netloop cells skipped"
 fi
 
 declare -A PORT=([netloop-echo]=$BASE_PORT [tokio-rustls]=$((BASE_PORT + 1))

@@ -91,6 +91,7 @@ pub fn is_supervisor(args: &DeployArgs) -> bool {
 pub fn serve(
     args: &DeployArgs,
     addr: &str,
+    tls: (&super::TlsArgs, &[&str]),
     builder: EngineBuilder,
     start: impl FnOnce(EngineBuilder) -> netloop::Result<Engine>,
 ) -> Result<(), Box<dyn Error>> {
@@ -109,6 +110,8 @@ pub fn serve(
     };
     let mut builder = builder;
     for config in configs {
+        // TLS (if asked) inside, the PROXY header (if required) outermost.
+        let config = tls.0.secure(config, addr, tls.1)?;
         builder = builder.listen_with(match &policy {
             Some(p) => config.proxy_protocol(p.clone()),
             None => config,

@@ -117,3 +117,77 @@ pub fn addr_or_local_echo(
         }
     }
 }
+
+/// The TLS flags of the servers (`echo`, `http`, `redis`). TLS itself needs the
+/// crate's `tls` feature (`cargo run --features tls --example ...`); built
+/// without it, the flags are refused with a message saying so.
+#[derive(clap::Args, Debug, Default)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM), with --tls-key
+    /// (needs `--features tls`).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a self-signed certificate for localhost and 127.0.0.1,
+    /// generated at start; its PEM is written to a file whose path is printed
+    /// (for `curl --cacert`). Needs `--features tls`.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+}
+
+impl TlsArgs {
+    /// The listener for `addr`: TLS when a certificate was given (a `tls://`
+    /// address needs one), offering `alpn`.
+    pub fn listen_config(
+        &self,
+        addr: &str,
+        alpn: &[&str],
+    ) -> Result<netloop::ListenConfig, Box<dyn std::error::Error>> {
+        self.secure(netloop::ListenConfig::new(addr), addr, alpn)
+    }
+
+    /// Adds TLS to `config` (a listener for `addr`, or one inherited for it) when
+    /// a certificate was given; a `tls://` address needs one.
+    pub fn secure(
+        &self,
+        config: netloop::ListenConfig,
+        addr: &str,
+        alpn: &[&str],
+    ) -> Result<netloop::ListenConfig, Box<dyn std::error::Error>> {
+        if self.tls_cert.is_none() && !self.tls_self_signed {
+            if addr
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("tls://"))
+            {
+                return Err(
+                    "a tls:// address needs --tls-cert/--tls-key or --tls-self-signed".into(),
+                );
+            }
+            return Ok(config);
+        }
+        #[cfg(feature = "tls")]
+        {
+            use netloop::tls::{Identity, ServerConfigBuilder};
+            let identity = match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
+                _ => {
+                    let pair = Identity::self_signed(&["localhost", "127.0.0.1"])?;
+                    let path = std::env::temp_dir()
+                        .join(format!("netloop-self-signed-{}.pem", std::process::id()));
+                    std::fs::write(&path, &pair.cert_pem)?;
+                    println!("self-signed certificate: {}", path.display());
+                    pair.identity
+                }
+            };
+            let server = ServerConfigBuilder::new(identity).alpn(alpn).build()?;
+            Ok(config.tls(server))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = alpn;
+            Err("TLS needs the `tls` feature: cargo run --features tls --example ...".into())
+        }
+    }
+}

@@ -23,4 +23,8 @@ pub(crate) struct LoopIo {
     /// Handler writes go to the socket at once when nothing is queued (readiness
     /// drivers); otherwise they are queued and the driver sends them.
     pub(crate) inline_sends: bool,
+    /// Scratch for the wire bytes transport layers produce (TLS records): sent
+    /// straight from here when nothing is queued (see `crate::transport`). Empty
+    /// between operations; no memory until a layered connection writes.
+    pub(crate) wire: Vec<u8>,
 }

@@ -514,6 +514,27 @@ impl<'a, S> Conn<'a, S> {
     pub(crate) fn layer<T: 'static>(&self) -> Option<&T> {
         self.layers().and_then(|l| l.get::<T>())
     }
+
+    /// The connection's TLS session, if it is served (or was dialed) with TLS
+    /// (feature `tls`): what was negotiated — the ALPN protocol, the client's
+    /// SNI name, the peer's certificates, the version and cipher suite, whether
+    /// the session was resumed — once
+    /// [`on_handshake`](crate::EventHandler::on_handshake) has run.
+    ///
+    /// ```no_run
+    /// # use netloop::{Action, Conn};
+    /// fn on_handshake(conn: &mut Conn<'_, ()>) -> Action {
+    ///     if let Some(tls) = conn.tls() {
+    ///         let h2 = tls.alpn_protocol() == Some(b"h2");
+    ///         println!("sni={:?} h2={h2}", tls.server_name());
+    ///     }
+    ///     Action::None
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsSession> {
+        self.layer::<crate::tls::TlsLayer>().map(|l| l.session())
+    }
 }
 
 /// The client's address as a transport layer learned it, else the socket's

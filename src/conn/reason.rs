@@ -29,6 +29,12 @@ pub enum CloseReason {
     /// would have been queued outbound (the peer does not read fast enough); the
     /// queue was dropped instead of growing without bound.
     OutboundOverflow,
+    /// The connection's TLS session failed (feature `tls`): a failed or
+    /// interrupted handshake, bad records, a fatal alert from the peer.
+    /// [`TlsError::failure`](crate::tls::TlsError::failure) sorts it; a fatal
+    /// alert telling the peer why was sent when there was one.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsError),
 }
 
 /// Which timeout closed a connection ([`CloseReason::Timeout`]).
@@ -45,6 +51,10 @@ pub enum TimeoutKind {
     Write,
     /// The deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
     Deadline,
+    /// A transport layer's setup — a TLS handshake, a PROXY protocol header — did
+    /// not complete in time (see the listener's layers, e.g.
+    /// [`ListenConfig::tls`](crate::ListenConfig)).
+    Handshake,
 }
 
 impl std::fmt::Display for TimeoutKind {
@@ -54,6 +64,7 @@ impl std::fmt::Display for TimeoutKind {
             TimeoutKind::Read => "read",
             TimeoutKind::Write => "write",
             TimeoutKind::Deadline => "deadline",
+            TimeoutKind::Handshake => "handshake",
         })
     }
 }
@@ -79,6 +90,8 @@ impl Clone for CloseReason {
             CloseReason::Protocol(m) => CloseReason::Protocol(m.clone()),
             CloseReason::Timeout(k) => CloseReason::Timeout(*k),
             CloseReason::OutboundOverflow => CloseReason::OutboundOverflow,
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => CloseReason::Tls(e.clone()),
         }
     }
 }
@@ -92,6 +105,9 @@ impl PartialEq for CloseReason {
             (Io(a), Io(b)) => a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error(),
             (Protocol(a), Protocol(b)) => a == b,
             (Timeout(a), Timeout(b)) => a == b,
+            // TLS failures: the same kind, said the same way.
+            #[cfg(feature = "tls")]
+            (Tls(a), Tls(b)) => a.failure() == b.failure() && a.to_string() == b.to_string(),
             (PeerClosed, PeerClosed)
             | (Reset, Reset)
             | (Local, Local)
@@ -105,6 +121,28 @@ impl PartialEq for CloseReason {
 }
 
 impl CloseReason {
+    /// A copy of this reason (an I/O error is copied by its code, or kind and
+    /// message).
+    pub(crate) fn duplicate(&self) -> CloseReason {
+        match self {
+            CloseReason::PeerClosed => CloseReason::PeerClosed,
+            CloseReason::Reset => CloseReason::Reset,
+            CloseReason::Io(e) => CloseReason::Io(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            }),
+            CloseReason::Local => CloseReason::Local,
+            CloseReason::Handle => CloseReason::Handle,
+            CloseReason::Panicked => CloseReason::Panicked,
+            CloseReason::EngineStopped => CloseReason::EngineStopped,
+            CloseReason::Protocol(m) => CloseReason::Protocol(m.clone()),
+            CloseReason::Timeout(k) => CloseReason::Timeout(*k),
+            CloseReason::OutboundOverflow => CloseReason::OutboundOverflow,
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => CloseReason::Tls(e.clone()),
+        }
+    }
+
     /// Classifies an I/O error from a socket read or write.
     pub(crate) fn from_io(e: io::Error) -> CloseReason {
         match e.raw_os_error() {
@@ -127,6 +165,8 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Protocol(m) => write!(f, "protocol error: {m}"),
             CloseReason::Timeout(k) => write!(f, "{k} timeout"),
             CloseReason::OutboundOverflow => f.write_str("outbound queue over its cap"),
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => write!(f, "{e}"),
         }
     }
 }

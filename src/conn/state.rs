@@ -365,9 +365,16 @@ impl<S> ConnInner<S> {
         self.acct_in = 0;
     }
 
-    /// Returns the inbound buffers (the ring, and the layers') to the pool; the
-    /// outbound queue goes to the driver with the descriptor.
+    /// Returns the inbound ring's buffer to the pool (lingering: what arrives is
+    /// dropped from now on).
     pub(crate) fn release_inbound(&mut self, pool: &mut BufferPool) {
+        self.inbound.release(pool);
+    }
+
+    /// Returns the inbound buffers (the ring, and the layers') to the pool as the
+    /// connection closes; the outbound queue goes to the driver with the
+    /// descriptor.
+    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
         self.inbound.release(pool);
         if let Some(l) = self.layers_mut() {
             l.release(pool);

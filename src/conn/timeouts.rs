@@ -103,9 +103,21 @@ impl<S> ConnInner<S> {
         }
     }
 
+    /// The tick by which the connection's transport layers must be past their
+    /// preamble and handshake (0: none).
+    fn setup_deadline(&self) -> u64 {
+        self.cold
+            .as_ref()
+            .and_then(|c| c.layers.as_deref())
+            .map_or(0, |l| l.deadline)
+    }
+
     /// Is any timeout or timer possible on this connection?
     pub(crate) fn has_timers(&self, f: &Flow) -> bool {
-        let timer = self.cold.as_ref().is_some_and(|c| c.timer != 0);
+        let timer = self
+            .cold
+            .as_ref()
+            .is_some_and(|c| c.timer != 0 || c.layers.as_ref().is_some_and(|l| l.deadline != 0));
         timer
             || match self.cfg() {
                 Some(c) => c.idle | c.read | c.write | c.deadline != 0,
@@ -137,6 +149,10 @@ impl<S> ConnInner<S> {
         }
         if timer != 0 {
             consider(timer, Expiry::Timer);
+        }
+        let setup = self.setup_deadline();
+        if setup != 0 {
+            consider(setup, Expiry::Timeout(TimeoutKind::Handshake));
         }
         if self.write_shut() {
             // Lingering after the reply was sent ends by its deadline or the peer's

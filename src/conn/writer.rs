@@ -23,6 +23,9 @@ pub(crate) enum WriteError {
     Io(io::Error),
     /// Queuing the rest would pass `max_outbound_bytes`.
     Overflow,
+    /// A transport layer refused the bytes (a TLS session that failed or was
+    /// closed for sending).
+    Layer(CloseReason),
 }
 
 impl WriteError {
@@ -30,18 +33,21 @@ impl WriteError {
         match self {
             WriteError::Io(e) => *failure(e),
             WriteError::Overflow => CloseReason::OutboundOverflow,
+            WriteError::Layer(r) => r.duplicate(),
         }
     }
     pub(crate) fn into_error(self) -> Error {
         match self {
             WriteError::Io(e) => Error::Io(e),
             WriteError::Overflow => Error::OutboundOverflow,
+            WriteError::Layer(r) => Error::Io(io::Error::other(r.to_string())),
         }
     }
     fn into_io(self) -> io::Error {
         match self {
             WriteError::Io(e) => e,
             WriteError::Overflow => io::Error::other(Error::OutboundOverflow),
+            WriteError::Layer(r) => io::Error::other(r.to_string()),
         }
     }
 }
@@ -63,10 +69,14 @@ impl<S> ConnInner<S> {
     }
 
     /// Queues an owned buffer without copying it (an async write; the loop
-    /// flushes after the task batch), unless that would pass `max_out`.
+    /// flushes after the task batch), unless that would pass `max_out`. On a
+    /// connection with transport layers it is queued in its wire form.
     pub(crate) fn queue_owned(&mut self, data: Bytes, io: &mut LoopIo) -> Result<(), WriteError> {
         if data.is_empty() {
             return Ok(());
+        }
+        if self.is(super::flag::LAYERED) {
+            return self.queue_layered(&data, io);
         }
         if self.outbound.len() + data.len() > io.flow.max_out {
             return Err(WriteError::Overflow);
@@ -74,6 +84,99 @@ impl<S> ConnInner<S> {
         self.outbound.push_bytes(data);
         Ok(())
     }
+
+    /// [`queue_owned`](Self::queue_owned) through the transport layers.
+    #[cold]
+    fn queue_layered(&mut self, data: &[u8], io: &mut LoopIo) -> Result<(), WriteError> {
+        let Some(layers) = self.cold.as_mut().and_then(|c| c.layers.as_deref_mut()) else {
+            return Err(WriteError::Io(closed_error()));
+        };
+        let mut wire = std::mem::take(&mut io.wire);
+        let res = layers.send(&[data], &mut self.outbound, &mut wire, &mut io.pool);
+        let total = self.outbound.len() + wire.len() + layers.held();
+        self.outbound.push(&wire, &mut io.pool);
+        io.wire = recycle_wire(wire);
+        match res {
+            Err(reason) => Err(WriteError::Layer(reason)),
+            Ok(()) if total > io.flow.max_out => Err(WriteError::Overflow),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Last words of a connection closing at once (a TLS alert or `close_notify`
+    /// its layers queued): as much of the outbound queue as the socket takes now,
+    /// with plain `send` calls under either driver. The caller makes sure no
+    /// completion driver's send is in flight (the queue's head is the kernel's
+    /// until it completes, and these bytes must follow it).
+    pub(crate) fn send_last_words(&mut self, io: &mut LoopIo) -> io::Result<()> {
+        write_queue(self.fd.as_fd(), &mut self.outbound, &mut self.cold, io)
+    }
+
+    /// Sends what transport layers left in the loop's wire scratch (see
+    /// [`LoopIo::wire`]), after what is queued: straight from the scratch when
+    /// nothing is, the rest into the queue. Also flushes the queue.
+    pub(crate) fn send_wire(&mut self, io: &mut LoopIo) -> Result<(), WriteError> {
+        send_wire(self.fd.as_fd(), &mut self.outbound, &mut self.cold, io)
+    }
+}
+
+/// The wire scratch keeps at most this much capacity between operations (a
+/// layer spills larger output into the queue as it goes).
+const WIRE_KEEP: usize = 128 << 10;
+
+/// Empties the wire scratch, keeping a bounded capacity.
+fn recycle_wire(mut wire: Vec<u8>) -> Vec<u8> {
+    wire.clear();
+    if wire.capacity() > WIRE_KEEP {
+        wire.shrink_to(WIRE_KEEP);
+    }
+    wire
+}
+
+/// See [`ConnInner::send_wire`].
+fn send_wire(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+) -> Result<(), WriteError> {
+    let wire = std::mem::take(&mut io.wire);
+    let res = send_after_queue(fd, outbound, cold, io, &wire);
+    io.wire = recycle_wire(wire);
+    res
+}
+
+fn send_after_queue(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+    wire: &[u8],
+) -> Result<(), WriteError> {
+    flush_queue(fd, outbound, cold, io).map_err(WriteError::Io)?;
+    let mut sent = 0;
+    if io.inline_sends && outbound.is_empty() && !wire.is_empty() {
+        loop {
+            match transmit(fd, &[IoSlice::new(&wire[sent..])]) {
+                Ok(n) => {
+                    sent += n;
+                    if n > 0 {
+                        io.tally.bytes_out += n as u64;
+                        if let Some(c) = cold.as_mut() {
+                            c.last_tx = io.now;
+                        }
+                    }
+                    if n == 0 || sent == wire.len() {
+                        break;
+                    }
+                }
+                Err(sys::Errno::AGAIN) => break,
+                Err(sys::Errno::INTR) => {}
+                Err(e) => return Err(WriteError::Io(e.into())),
+            }
+        }
+    }
+    queue_rest(outbound, &[wire], sent, &mut io.pool, io.flow.max_out)
 }
 
 /// Writes as much of `outbound` as the socket takes (a readiness driver's flush).
@@ -86,6 +189,16 @@ fn flush_queue(
     if !io.inline_sends {
         return Ok(());
     }
+    write_queue(fd, outbound, cold, io)
+}
+
+/// Writes as much of `outbound` as the socket takes, with plain `send` calls.
+fn write_queue(
+    fd: BorrowedFd<'_>,
+    outbound: &mut LinkedBuffer,
+    cold: &mut Option<Box<Cold>>,
+    io: &mut LoopIo,
+) -> io::Result<()> {
     while !outbound.is_empty() {
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
         let cnt = outbound.io_slices(&mut iov);
@@ -350,19 +463,22 @@ fn send_or_queue_slow(
         return Err(closed_error());
     }
     if let Some(layers) = cold.as_mut().and_then(|c| c.layers.as_deref_mut()) {
-        // Through the transport layers (encrypted, framed…) into the queue, then
-        // out as far as the socket takes it.
-        if let Err(reason) = layers.send(bufs, outbound, &mut io.pool) {
-            let e = io::Error::other(reason.to_string());
-            cold.get_or_insert_with(|| Cold::new(now, false)).failed = Some(Box::new(reason));
-            return Err(e);
-        }
-        if outbound.len() > io.flow.max_out {
-            return fail(cold, WriteError::Overflow);
-        }
-        return match flush_queue(fd, outbound, cold, io) {
+        // Through the transport layers (encrypted, framed…), then out as far as
+        // the socket takes it, straight from the loop's wire scratch when nothing
+        // is queued; the rest is queued.
+        let mut wire = std::mem::take(&mut io.wire);
+        let res = layers.send(bufs, outbound, &mut wire, &mut io.pool);
+        let total = outbound.len() + wire.len() + layers.held();
+        io.wire = wire;
+        let res = match res {
+            Err(reason) => Err(WriteError::Layer(reason)),
+            Ok(()) if total > io.flow.max_out => Err(WriteError::Overflow),
+            Ok(()) => send_wire(fd, outbound, cold, io),
+        };
+        io.wire.clear();
+        return match res {
             Ok(()) => Ok(()),
-            Err(e) => fail(cold, WriteError::Io(e)),
+            Err(e) => fail(cold, e),
         };
     }
     for chunk in bufs.chunks(MAX_IOVECS) {

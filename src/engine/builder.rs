@@ -310,6 +310,7 @@ fn bind(configs: Vec<ListenConfig>, opts: &Options) -> Result<Bound> {
         sockets: Vec::new(),
     };
     for config in configs {
+        config.check()?;
         let layers: Arc<[_]> = config.layers.into();
         let (first, inherited) = match config.source {
             Source::Addr(Ok(addr)) => (

@@ -36,10 +36,11 @@
 use crate::addr::{Addr, ToAddr};
 use crate::conn::ConnHandle;
 use crate::driver::{Driver, Interest, Trigger};
-use crate::engine::task_queue::Task;
+use crate::engine::task_queue::{Layered, Task};
 use crate::engine::timer::later;
 use crate::engine::{shared::IN_LOOP, EngineHandle};
 use crate::error::Error;
+use crate::transport::LayerFactory;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::any::Any;
 use std::cmp::Reverse;
@@ -47,6 +48,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Completion of a dial or adopt: the new connection's handle, or why there is none.
@@ -63,6 +65,9 @@ pub struct DialOptions<S = ()> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) loop_index: Option<usize>,
     pub(crate) state: Option<S>,
+    /// Transport layers the connection gets (a TLS client, see
+    /// `DialOptions::tls`), outermost first.
+    pub(crate) layers: Vec<Arc<dyn LayerFactory>>,
 }
 
 impl<S> Default for DialOptions<S> {
@@ -71,6 +76,7 @@ impl<S> Default for DialOptions<S> {
             timeout: None,
             loop_index: None,
             state: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -81,6 +87,7 @@ impl<S> std::fmt::Debug for DialOptions<S> {
             .field("timeout", &self.timeout)
             .field("loop_index", &self.loop_index)
             .field("state", &self.state.is_some())
+            .field("layers", &self.layers.len())
             .finish()
     }
 }
@@ -108,6 +115,13 @@ impl<S> DialOptions<S> {
     /// [`Dialer`] for the handler's `State` type takes these options.
     pub fn state(mut self, state: S) -> Self {
         self.state = Some(state);
+        self
+    }
+
+    /// Adds a transport layer inside the ones already added.
+    #[allow(dead_code)] // the TLS client layer builds on this
+    pub(crate) fn layer(mut self, factory: Arc<dyn LayerFactory>) -> Self {
+        self.layers.push(factory);
         self
     }
 }
@@ -172,9 +186,7 @@ impl<S: Send + 'static> Dialer<S> {
         opts: DialOptions<S>,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        let (timeout, loop_index, state) = erase(opts);
-        self.engine
-            .dial_erased(addr, timeout, loop_index, state, Box::new(cb))
+        self.engine.dial_erased(addr, erase(opts), Box::new(cb))
     }
 
     /// Dials and waits for the outcome (see [`EngineHandle::dial_blocking`]).
@@ -194,18 +206,26 @@ impl<S: Send + 'static> Dialer<S> {
         opts: DialOptions<S>,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        let (_, loop_index, state) = erase(opts);
         self.engine
-            .adopt_erased(socket.into(), loop_index, state, Box::new(cb))
+            .adopt_erased(socket.into(), erase(opts), Box::new(cb))
     }
 }
 
 /// Options with their state boxed for the trip to the loop.
-type Erased = (Option<Duration>, Option<usize>, Option<Box<dyn Any + Send>>);
+struct Erased {
+    timeout: Option<Duration>,
+    loop_index: Option<usize>,
+    state: Option<Box<dyn Any + Send>>,
+    layers: Vec<Arc<dyn LayerFactory>>,
+}
 
 fn erase<S: Send + 'static>(opts: DialOptions<S>) -> Erased {
-    let state = opts.state.map(|s| Box::new(s) as Box<dyn Any + Send>);
-    (opts.timeout, opts.loop_index, state)
+    Erased {
+        timeout: opts.timeout,
+        loop_index: opts.loop_index,
+        state: opts.state.map(|s| Box::new(s) as Box<dyn Any + Send>),
+        layers: opts.layers,
+    }
 }
 
 /// Runs a dial and waits for its callback; refuses on a loop thread (it would wait
@@ -232,6 +252,8 @@ pub(crate) struct Dial {
     pub(crate) deadline: Option<Instant>,
     pub(crate) is_tcp: bool,
     pub(crate) state: Option<Box<dyn Any + Send>>,
+    /// Transport layers for the connection (a TLS client), with its peer.
+    pub(crate) layered: Option<Box<Layered>>,
     pub(crate) done: Completion,
 }
 
@@ -413,6 +435,26 @@ impl Dials {
     }
 }
 
+/// A dial's layers for the trip to the loop (which instantiates them).
+fn layered(layers: Vec<Arc<dyn LayerFactory>>, peer: SockAddr) -> Option<Box<Layered>> {
+    (!layers.is_empty()).then(|| {
+        Box::new(Layered {
+            factories: layers.into(),
+            peer,
+        })
+    })
+}
+
+/// The socket address of a stream address (for layers that ask who the peer is).
+fn peer_of(addr: &Addr) -> SockAddr {
+    match addr {
+        Addr::Unix(p) => SockAddr::unix(p)
+            .unwrap_or_else(|_| SockAddr::from(std::net::SocketAddr::from(([0; 4], 0)))),
+        Addr::Tcp(sa) | Addr::Udp(sa) => SockAddr::from(*sa),
+        Addr::Unixgram(_) => SockAddr::from(std::net::SocketAddr::from(([0; 4], 0))),
+    }
+}
+
 /// Starts a non-blocking connect to `addr`.
 fn connect(addr: &Addr) -> io::Result<(OwnedFd, bool, bool)> {
     let (sock, target, is_tcp) = match addr {
@@ -467,7 +509,9 @@ impl EngineHandle {
         opts: DialOptions,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        self.dial_erased(addr, opts.timeout, opts.loop_index, None, Box::new(cb))
+        let mut opts = erase(opts);
+        opts.state = None;
+        self.dial_erased(addr, opts, Box::new(cb))
     }
 
     /// Dials and waits for the outcome (see [`dial`](Self::dial)). Must not be
@@ -487,17 +531,23 @@ impl EngineHandle {
         opts: DialOptions,
         cb: impl FnOnce(Result<ConnHandle, Error>) + Send + 'static,
     ) {
-        self.adopt_erased(socket.into(), opts.loop_index, None, Box::new(cb))
+        let mut opts = erase(opts);
+        opts.state = None;
+        self.adopt_erased(socket.into(), opts, Box::new(cb))
     }
 
-    fn dial_erased(
-        &self,
-        addr: impl ToAddr,
-        timeout: Option<Duration>,
-        loop_index: Option<usize>,
-        state: Option<Box<dyn Any + Send>>,
-        cb: DialCallback,
-    ) {
+    fn dial_erased(&self, addr: impl ToAddr, opts: Erased, cb: DialCallback) {
+        let Erased {
+            timeout,
+            loop_index,
+            state,
+            layers,
+        } = opts;
+        if addr.names_tls() && layers.is_empty() {
+            return cb(Err(Error::Config(
+                "a tls:// address needs a TLS client configuration (DialOptions::tls)".into(),
+            )));
+        }
         let addr = match addr.to_addr() {
             Ok(a) => a,
             Err(e) => return cb(Err(e)),
@@ -519,6 +569,7 @@ impl EngineHandle {
             deadline: timeout.map(|t| later(Instant::now(), t)),
             is_tcp,
             state,
+            layered: layered(layers, peer_of(&addr)),
             done: Completion {
                 addr: shown,
                 cb: Some(cb),
@@ -527,13 +578,13 @@ impl EngineHandle {
         self.hand_over(Box::new(dial), loop_index);
     }
 
-    fn adopt_erased(
-        &self,
-        fd: OwnedFd,
-        loop_index: Option<usize>,
-        state: Option<Box<dyn Any + Send>>,
-        cb: DialCallback,
-    ) {
+    fn adopt_erased(&self, fd: OwnedFd, opts: Erased, cb: DialCallback) {
+        let Erased {
+            loop_index,
+            state,
+            layers,
+            ..
+        } = opts;
         let sock = socket2::SockRef::from(&fd);
         if let Err(e) = sock.set_nonblocking(true) {
             return cb(Err(Error::Io(e)));
@@ -541,8 +592,10 @@ impl EngineHandle {
         let peer = sock.peer_addr().ok();
         let is_tcp = peer.as_ref().is_some_and(|p| p.as_socket().is_some());
         let addr = peer
+            .as_ref()
             .and_then(|p| p.as_socket())
             .map_or_else(|| "adopted socket".to_string(), |a| a.to_string());
+        let peer = peer.unwrap_or_else(|| SockAddr::from(std::net::SocketAddr::from(([0; 4], 0))));
         let dial = Dial {
             fd,
             connecting: false,
@@ -550,6 +603,7 @@ impl EngineHandle {
             deadline: None,
             is_tcp,
             state,
+            layered: layered(layers, peer),
             done: Completion { addr, cb: Some(cb) },
         };
         self.hand_over(Box::new(dial), loop_index);

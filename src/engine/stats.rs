@@ -52,7 +52,7 @@ pub(crate) struct Tally {
 }
 
 /// Number of close-reason buckets.
-const REASONS: usize = 10;
+const REASONS: usize = 11;
 
 /// The live counters of one loop (in its shared part).
 #[derive(Default)]
@@ -79,6 +79,8 @@ fn bucket(r: &CloseReason) -> usize {
         CloseReason::Protocol(_) => 7,
         CloseReason::Timeout(_) => 8,
         CloseReason::OutboundOverflow => 9,
+        #[cfg(feature = "tls")]
+        CloseReason::Tls(_) => 10,
     }
 }
 
@@ -113,6 +115,7 @@ impl LoopCounters {
                 protocol: c(7),
                 timeout: c(8),
                 outbound_overflow: c(9),
+                tls: c(10),
             },
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
@@ -148,6 +151,9 @@ pub struct ClosedStats {
     pub timeout: u64,
     /// [`CloseReason::OutboundOverflow`].
     pub outbound_overflow: u64,
+    /// `CloseReason::Tls` (feature `tls`): failed TLS sessions — handshakes
+    /// refused, cut short or abandoned, bad records, fatal alerts.
+    pub tls: u64,
 }
 
 impl ClosedStats {
@@ -163,6 +169,7 @@ impl ClosedStats {
             + self.protocol
             + self.timeout
             + self.outbound_overflow
+            + self.tls
     }
 
     fn add(&mut self, o: &ClosedStats) {
@@ -176,6 +183,7 @@ impl ClosedStats {
         self.protocol += o.protocol;
         self.timeout += o.timeout;
         self.outbound_overflow += o.outbound_overflow;
+        self.tls += o.tls;
     }
 }
 

@@ -11,19 +11,21 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ServerConfig};
 
-use super::{ServerConfigBuilder, TlsConfigError, TlsError, TlsSession};
+use super::{ServerConfigBuilder, TlsConfigError, TlsError, TlsSession, DEFAULT_HANDSHAKE_TIMEOUT};
 
 /// Makes server [`TlsSession`]s from one `rustls::ServerConfig`: what a TLS
 /// listener holds. Cheap to clone (an `Arc`).
 #[derive(Clone, Debug)]
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
+    handshake_timeout: Duration,
 }
 
 impl TlsAcceptor {
@@ -35,7 +37,22 @@ impl TlsAcceptor {
         config.cert_resolver = Arc::new(SniRecorder(config.cert_resolver.clone()));
         TlsAcceptor {
             config: Arc::new(config),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
+    }
+
+    /// How long a connection's handshake may take, counted from accept (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`], 10 s): past it the connection closes with
+    /// [`TimeoutKind::Handshake`](crate::TimeoutKind::Handshake). Zero means the
+    /// default (a handshake always has a deadline).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsAcceptor {
+        self.handshake_timeout = nonzero(timeout);
+        self
+    }
+
+    /// The handshake timeout of the listener's connections.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// An acceptor for a certificate chain and key in PEM files, with
@@ -70,13 +87,29 @@ impl TlsAcceptor {
 #[derive(Clone, Debug)]
 pub struct TlsConnector {
     config: Arc<ClientConfig>,
+    handshake_timeout: Duration,
 }
 
 impl TlsConnector {
     /// Connects with `config` (built with
     /// [`ClientConfigBuilder`](super::ClientConfigBuilder) or by hand).
     pub fn new(config: Arc<ClientConfig>) -> TlsConnector {
-        TlsConnector { config }
+        TlsConnector {
+            config,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// How long a dialed connection's handshake may take, counted from connect
+    /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`], 10 s; zero means the default).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsConnector {
+        self.handshake_timeout = nonzero(timeout);
+        self
+    }
+
+    /// The handshake timeout of dialed connections.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// The config sessions are made with.
@@ -91,6 +124,26 @@ impl TlsConnector {
         Ok(TlsSession::client(
             rustls::client::UnbufferedClientConnection::new(self.config.clone(), server_name)?,
         ))
+    }
+}
+
+impl From<Arc<ServerConfig>> for TlsAcceptor {
+    fn from(config: Arc<ServerConfig>) -> TlsAcceptor {
+        TlsAcceptor::new(config)
+    }
+}
+
+impl From<Arc<ClientConfig>> for TlsConnector {
+    fn from(config: Arc<ClientConfig>) -> TlsConnector {
+        TlsConnector::new(config)
+    }
+}
+
+fn nonzero(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        DEFAULT_HANDSHAKE_TIMEOUT
+    } else {
+        timeout
     }
 }
 

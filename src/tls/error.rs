@@ -34,6 +34,11 @@ pub enum TlsError {
         /// The limit ([`TlsSession::pending_wire_limit`](super::TlsSession::pending_wire_limit)).
         limit: usize,
     },
+    /// The connection ended — end of stream, a reset, a socket error — while the
+    /// handshake was still under way (a truncated or abandoned handshake). Says
+    /// how it ended.
+    #[error("TLS: the connection ended during the handshake ({0})")]
+    Interrupted(String),
 }
 
 /// The kind of a [`TlsError`], short enough to be a connection's close reason and a
@@ -56,6 +61,9 @@ pub enum TlsFailure {
     Certificate,
     /// The peer sent a fatal alert ([`TlsError::alert_received`] says which).
     PeerAlert,
+    /// The connection ended (end of stream, reset) before the handshake
+    /// completed ([`TlsError::Interrupted`]).
+    Truncated,
     /// A local misuse or limit: sending before the handshake or after
     /// `close_notify`, too much pending input, an internal rustls error.
     Local,
@@ -72,6 +80,7 @@ impl TlsFailure {
             TlsFailure::Decrypt => "decrypt",
             TlsFailure::Certificate => "certificate",
             TlsFailure::PeerAlert => "peer-alert",
+            TlsFailure::Truncated => "truncated",
             TlsFailure::Local => "local",
         }
     }
@@ -104,6 +113,7 @@ impl TlsError {
                 E::AlertReceived(_) => TlsFailure::PeerAlert,
                 _ => TlsFailure::Local,
             },
+            TlsError::Interrupted(_) => TlsFailure::Truncated,
             TlsError::HandshakeIncomplete | TlsError::Closed | TlsError::Overflow { .. } => {
                 TlsFailure::Local
             }

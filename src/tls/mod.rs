@@ -34,6 +34,39 @@
 //! buffered connection read through `Read`, and the shape of `receive` does not
 //! change when rustls hands out the in-place slice.
 //!
+//! # In the event loop
+//!
+//! A listener serves TLS with [`ListenConfig::tls`](crate::ListenConfig::tls)
+//! (and a `tls://` address says it must); the dialer dials TLS with
+//! [`DialOptions::tls`](crate::DialOptions::tls). Handlers are unchanged:
+//! `on_traffic` sees plaintext and what they write leaves as records. The
+//! handler's view of a connection's life:
+//!
+//! - `on_open` runs **at accept**, before the handshake, so a handler counting
+//!   its connections sees every TLS connection. What it writes then is held and
+//!   encrypted once the handshake is done.
+//! - [`EventHandler::on_handshake`](crate::EventHandler::on_handshake) runs when
+//!   the handshake completed; [`Conn::tls`](crate::Conn::tls) then tells the ALPN
+//!   protocol, the SNI name, the client's certificates and whether the session
+//!   was resumed. `on_traffic` comes only after it.
+//! - `on_close` runs **exactly once**, for failed handshakes too. **Decision:** a
+//!   connection whose handshake fails was opened for the handler (`on_open` ran)
+//!   and so is closed for it, with the reason: `CloseReason::Tls` (garbage
+//!   instead of a ClientHello, a client offering only old protocol versions, a
+//!   record over the size limit, a fatal alert from the peer, a reset or end of
+//!   stream mid-handshake — a *truncated* handshake), or
+//!   `CloseReason::Timeout(TimeoutKind::Handshake)` for a handshake that stalls
+//!   ([`DEFAULT_HANDSHAKE_TIMEOUT`], counted from accept and apart from the
+//!   handler's own deadline). [`TlsError::failure`] sorts the TLS reasons; the
+//!   engine's stats count them (`closed.tls`). When rustls has an alert saying
+//!   why, it is sent before the close.
+//! - An established session closing on this side sends `close_notify` after
+//!   everything queued; one the peer ends with `close_notify` is an end of stream.
+//!
+//! Under io_uring, records are queued on the connection and sent from there (a
+//! send's bytes must stay put until it completes); under epoll they are sent
+//! straight from the loop's scratch when the socket takes them.
+//!
 //! # The crypto provider
 //!
 //! netloop builds its configs with rustls's **ring** provider ([`provider`]).
@@ -104,6 +137,7 @@
 mod config;
 mod endpoint;
 mod error;
+mod layer;
 mod session;
 
 pub use config::{
@@ -112,6 +146,8 @@ pub use config::{
 };
 pub use endpoint::{TlsAcceptor, TlsConnector};
 pub use error::{TlsConfigError, TlsError, TlsFailure};
+pub(crate) use layer::TlsLayer;
+pub use layer::DEFAULT_HANDSHAKE_TIMEOUT;
 pub use session::{Received, TlsSession, TlsStatus, MAX_HANDSHAKE_MESSAGE, MAX_RECORD_WIRE};
 
 /// rustls itself, re-exported so applications use the exact version netloop

@@ -272,18 +272,34 @@ impl TlsSession {
         plain: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Result<Received, TlsError> {
+        self.receive_with(wire, &mut |p: &[u8]| plain.extend_from_slice(p), out)
+    }
+
+    /// [`receive`](TlsSession::receive), handing each record's plaintext to
+    /// `plain` as it is decrypted (the event loop's layer appends it straight
+    /// to the connection's inbound ring).
+    pub(crate) fn receive_with(
+        &mut self,
+        wire: &mut [u8],
+        plain: &mut dyn FnMut(&[u8]),
+        out: &mut Vec<u8>,
+    ) -> Result<Received, TlsError> {
         self.check()?;
         self.check_pending(wire);
         let mut events = Events::default();
-        let plain_before = plain.len();
+        let mut plaintext = 0;
+        let mut sink = |p: &[u8]| {
+            plaintext += p.len();
+            plain(p);
+        };
         let mut consumed = 0;
         let awaiting_hello = self.is_server() && !self.is(HELLO_SEEN);
         if awaiting_hello {
             sni_clear();
         }
         let res = match &mut self.conn {
-            Side::Server(c) => drive_receive(c, wire, &mut consumed, plain, out, &mut events),
-            Side::Client(c) => drive_receive(c, wire, &mut consumed, plain, out, &mut events),
+            Side::Server(c) => drive_receive(c, wire, &mut consumed, &mut sink, out, &mut events),
+            Side::Client(c) => drive_receive(c, wire, &mut consumed, &mut sink, out, &mut events),
         };
         if awaiting_hello {
             if let Some(name) = sni_take() {
@@ -301,7 +317,7 @@ impl TlsSession {
         }
         let mut r = Received {
             consumed,
-            plaintext: plain.len() - plain_before,
+            plaintext,
             handshake_done: false,
             peer_closed: false,
         };
@@ -403,10 +419,10 @@ trait Unbuffered:
 {
     type Data;
     fn process<'c, 'i>(&'c mut self, wire: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
-    /// Appends early (0-RTT) data to `plain`; returns the bytes to discard.
+    /// Hands early (0-RTT) data to `plain`; returns the bytes to discard.
     fn read_early_data(
         read: &mut ReadEarlyData<'_, '_, Self::Data>,
-        plain: &mut Vec<u8>,
+        plain: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, rustls::Error>;
 }
 
@@ -417,13 +433,13 @@ impl Unbuffered for UnbufferedServerConnection {
     }
     fn read_early_data(
         read: &mut ReadEarlyData<'_, '_, Self::Data>,
-        plain: &mut Vec<u8>,
+        plain: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, rustls::Error> {
         let mut discard = 0;
         while let Some(record) = read.next_record() {
             let record = record?;
             discard += record.discard;
-            plain.extend_from_slice(record.payload);
+            plain(record.payload);
         }
         Ok(discard)
     }
@@ -436,7 +452,7 @@ impl Unbuffered for UnbufferedClientConnection {
     }
     fn read_early_data(
         _: &mut ReadEarlyData<'_, '_, Self::Data>,
-        _: &mut Vec<u8>,
+        _: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, rustls::Error> {
         // rustls yields early data on the server side only.
         Ok(0)
@@ -449,12 +465,12 @@ struct Events {
 }
 
 /// Runs rustls over `wire[*consumed..]` until it needs more input (or is done),
-/// collecting plaintext and the records to send.
+/// handing out plaintext and collecting the records to send.
 fn drive_receive<C: Unbuffered>(
     conn: &mut C,
     wire: &mut [u8],
     consumed: &mut usize,
-    plain: &mut Vec<u8>,
+    plain: &mut dyn FnMut(&[u8]),
     out: &mut Vec<u8>,
     events: &mut Events,
 ) -> Result<(), rustls::Error> {
@@ -472,7 +488,7 @@ fn drive_receive<C: Unbuffered>(
                 while let Some(record) = read.next_record() {
                     let record = record?;
                     discard += record.discard;
-                    plain.extend_from_slice(record.payload);
+                    plain(record.payload);
                 }
                 true
             }

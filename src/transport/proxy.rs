@@ -287,9 +287,11 @@ mod tests {
         for end in ends {
             let mut chunk = wire[start..end].to_vec();
             start = end;
+            let mut scratch = Vec::new();
             let mut io = LayerIo {
                 up: &mut up,
                 down: &mut down,
+                wire: &mut scratch,
                 pool: &mut pool,
             };
             if let Err(e) = layer.receive(&mut chunk, &mut io) {

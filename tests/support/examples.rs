@@ -11,16 +11,10 @@ const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// is passed on unless `args` name one.
 pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let mut child = std::process::Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "--example",
-            example,
-            "--",
-        ])
+    let mut child = super::cargo_command()
+        .args(["run", "--quiet", "--manifest-path", manifest])
+        .args(super::FEATURES)
+        .args(["--example", example, "--"])
         .args(args)
         .args(super::backend_flag(args))
         .env("RUST_LOG", "error")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// path of its binary.
 pub fn example_binary(example: &str) -> PathBuf {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let status = Command::new(env!("CARGO"))
+    let status = cargo_command()
         .args([
             "build",
             "--quiet",
@@ -21,6 +21,9 @@ pub fn example_binary(example: &str) -> PathBuf {
             "--example",
             example,
         ])
+        // The examples are built with the features this test was (their TLS flags
+        // need `tls`), so no test rebuilds one another needs differently.
+        .args(FEATURES)
         .status()
         .expect("running cargo build");
     assert!(status.success(), "building example {example} failed");
@@ -43,6 +46,36 @@ pub fn backend_flag(args: &[&str]) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+/// `cargo`, without the variables cargo set for this test process (the
+/// package's `CARGO_PKG_*`, `CARGO_MANIFEST_*`...): build scripts that track
+/// them (ring's does) would otherwise see them change and rebuild.
+pub fn cargo_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR";
+        if set_for_tests {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
+/// The cargo feature flags this test binary was built with, for the examples.
+#[cfg(feature = "tls")]
+pub const FEATURES: &[&str] = &["--features", "tls"];
+#[cfg(not(feature = "tls"))]
+pub const FEATURES: &[&str] = &[];
 
 /// A running server process.
 pub struct Served {

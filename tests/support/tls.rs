@@ -1,14 +1,19 @@
 //! TLS helpers: certificates (a test CA issuing server and client certificates),
 //! in-memory harnesses around netloop's `TlsSession` that keep the pending wire
-//! bytes the way the event loop does, and rustls's own buffered connections as
-//! independent peers.
+//! bytes the way the event loop does, rustls's own buffered connections as
+//! independent peers, and for engine-level tests: config pairs, blocking rustls
+//! clients over sockets, and a recording echo handler.
 
 use std::io::{ErrorKind, Read, Write};
-use std::sync::Arc;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use netloop::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use netloop::tls::rustls::{self, ClientConnection, RootCertStore, ServerConnection};
+use netloop::tls::{ClientConfigBuilder, ServerConfigBuilder, TlsFailure};
 use netloop::tls::{Identity, Received, TlsAcceptor, TlsConnector, TlsError, TlsSession};
+use netloop::{Action, CloseReason, Conn, ConnId, EventHandler};
 
 use super::Rng;
 
@@ -303,4 +308,232 @@ pub fn handshake_sessions(
         }
     }
     panic!("handshake did not finish in 10 rounds");
+}
+
+// ----- engine-level helpers: TLS servers on netloop, blocking rustls clients -----
+
+/// A test CA with a server certificate for `localhost` / `127.0.0.1`, and the
+/// configs built from them (ALPN `x-test` and `http/1.1` offered on both sides).
+pub struct TlsPair {
+    pub ca: TestCa,
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl TlsPair {
+    pub fn new() -> TlsPair {
+        TlsPair::with(|b| b, |b| b)
+    }
+
+    /// A pair whose builders were adjusted by `server` and `client`.
+    pub fn with(
+        server: impl FnOnce(ServerConfigBuilder) -> ServerConfigBuilder,
+        client: impl FnOnce(ClientConfigBuilder) -> ClientConfigBuilder,
+    ) -> TlsPair {
+        let ca = TestCa::new("netloop test CA");
+        let id = ca.issue(&["localhost", "127.0.0.1"], false);
+        let server = server(ServerConfigBuilder::new(id).alpn(&["x-test", "http/1.1"]))
+            .build()
+            .unwrap();
+        let client = client(ClientConfigBuilder::new(ca.roots()).alpn(&["x-test"]))
+            .build()
+            .unwrap();
+        TlsPair { ca, server, client }
+    }
+}
+
+/// A blocking TLS client (rustls's buffered connection over a socket).
+pub type TlsStream = rustls::StreamOwned<ClientConnection, TcpStream>;
+
+/// Connects to `to` with `config`, asking for `name`; nothing is sent until the
+/// first write or read (the handshake runs then).
+pub fn tls_connect(
+    to: impl super::Target,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> TlsStream {
+    let sock = TcpStream::connect(to.socket_addr()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn = ClientConnection::new(config, netloop::tls::server_name(name).unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, sock)
+}
+
+/// Runs the client's handshake to completion.
+pub fn tls_handshake(s: &mut TlsStream) -> std::io::Result<()> {
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(())
+}
+
+/// Sends `out` while reading what comes back, until `want` bytes came back (or
+/// 10 s passed); returns them. For exchanges larger than the socket buffers.
+pub fn tls_pump(s: &mut TlsStream, out: &[u8], want: usize) -> Vec<u8> {
+    s.sock.set_nonblocking(true).unwrap();
+    s.conn.set_buffer_limit(None);
+    s.conn.writer().write_all(out).unwrap();
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < want && std::time::Instant::now() < end {
+        let mut progressed = false;
+        while s.conn.wants_write() {
+            match s.conn.write_tls(&mut s.sock) {
+                Ok(n) if n > 0 => progressed = true,
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("sending: {e}"),
+            }
+        }
+        match s.conn.read_tls(&mut s.sock) {
+            Ok(0) => break,
+            Ok(_) => {
+                progressed = true;
+                s.conn.process_new_packets().unwrap();
+                let mut buf = [0u8; 16384];
+                loop {
+                    match s.conn.reader().read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("reading: {e}"),
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("receiving: {e}"),
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    s.sock.set_nonblocking(false).unwrap();
+    got
+}
+
+/// Reads until the stream ends; returns the bytes and whether it ended cleanly
+/// (the server's `close_notify` before end of stream).
+pub fn tls_read_to_end(s: &mut TlsStream) -> (Vec<u8>, bool) {
+    let mut v = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (v, true),
+            Ok(n) => v.extend_from_slice(&buf[..n]),
+            Err(_) => return (v, false),
+        }
+    }
+}
+
+/// What a [`TlsLog`] handler saw, per connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TlsSeen {
+    Open(ConnId),
+    Handshake {
+        id: ConnId,
+        sni: Option<String>,
+        alpn: Option<Vec<u8>>,
+        resumed: bool,
+        peer_certs: usize,
+    },
+    Traffic(ConnId, usize),
+    /// The reason's text, and its TLS failure kind when it is a TLS reason.
+    Close(ConnId, String, Option<TlsFailure>),
+}
+
+/// An echo handler over TLS that records its callbacks. Commands (one per
+/// message): `quit` → writes `bye` and closes; `big N` → writes N bytes
+/// (`i % 251`); anything else is echoed. Writes `hello ` from `on_open` when
+/// `greet` is set.
+#[derive(Clone, Default)]
+pub struct TlsLog {
+    pub log: Arc<Mutex<Vec<TlsSeen>>>,
+    pub greet: bool,
+}
+
+impl TlsLog {
+    pub fn seen(&self) -> Vec<TlsSeen> {
+        self.log.lock().unwrap().clone()
+    }
+    pub fn closes(&self) -> Vec<(ConnId, String, Option<TlsFailure>)> {
+        self.seen()
+            .into_iter()
+            .filter_map(|s| match s {
+                TlsSeen::Close(id, r, f) => Some((id, r, f)),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn handshakes(&self) -> Vec<TlsSeen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| matches!(s, TlsSeen::Handshake { .. }))
+            .collect()
+    }
+    /// Events of connection `id`, in order.
+    pub fn of(&self, id: ConnId) -> Vec<TlsSeen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| match s {
+                TlsSeen::Open(i) | TlsSeen::Traffic(i, _) | TlsSeen::Close(i, _, _) => *i == id,
+                TlsSeen::Handshake { id: i, .. } => *i == id,
+            })
+            .collect()
+    }
+    fn push(&self, s: TlsSeen) {
+        self.log.lock().unwrap().push(s);
+    }
+}
+
+/// The bytes `big N` asks for.
+pub fn big_pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+impl EventHandler for TlsLog {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.push(TlsSeen::Open(conn.id()));
+        if self.greet {
+            let _ = conn.write(b"hello ");
+        }
+        Action::None
+    }
+    fn on_handshake(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let tls = conn.tls().expect("a TLS connection");
+        let s = TlsSeen::Handshake {
+            id: conn.id(),
+            sni: tls.server_name().map(str::to_owned),
+            alpn: tls.alpn_protocol().map(<[u8]>::to_vec),
+            resumed: tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            peer_certs: tls.peer_certificates().map_or(0, |c| c.len()),
+        };
+        self.push(s);
+        Action::None
+    }
+    fn on_traffic(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let msg = conn.peek_all().to_vec();
+        conn.discard(msg.len());
+        self.push(TlsSeen::Traffic(conn.id(), msg.len()));
+        if msg == b"quit" {
+            let _ = conn.write(b"bye");
+            return Action::Close;
+        }
+        if let Some(n) = std::str::from_utf8(&msg)
+            .ok()
+            .and_then(|m| m.strip_prefix("big "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
+            let _ = conn.write(&big_pattern(n));
+            return Action::None;
+        }
+        let _ = conn.write(&msg);
+        Action::None
+    }
+    fn on_close(&mut self, conn: &mut Conn<'_, ()>, reason: &CloseReason) {
+        let failure = match reason {
+            CloseReason::Tls(e) => Some(e.failure()),
+            _ => None,
+        };
+        self.push(TlsSeen::Close(conn.id(), reason.to_string(), failure));
+    }
 }

@@ -161,7 +161,14 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             return self.driver.recycle(&ev);
         };
         if c.is(flag::LINGERING) {
-            // Lingering after a local close: what still arrives is dropped.
+            // Lingering after a local close: what still arrives is dropped — on a
+            // layered connection after going through its layers, which may see
+            // the peer end the stream inside them (a TLS close_notify).
+            if c.is(flag::LAYERED) {
+                let (res, _) = Self::through_layers(c, &mut self.io, self.driver.received_mut(&ev));
+                self.driver.recycle(&ev);
+                return self.lingered_through_layers(index, gen, res);
+            }
             return self.driver.recycle(&ev);
         }
         if c.is(flag::LAYERED) && c.wants_read(&self.io.flow) {

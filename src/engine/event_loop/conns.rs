@@ -46,7 +46,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             }
         };
         self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
-        self.open(fd, None, layered);
+        self.open(fd, None, layered, None);
     }
 
     /// Puts a socket that did not come from the driver's own accept (a dialed or
@@ -76,22 +76,32 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         }
     }
 
-    /// Starts serving an accepted socket, with the transport layers of its
-    /// listener if it has any. The connection count was already raised. Returns the
-    /// new connection's slot index and generation.
+    /// Starts serving an accepted (or dialed) socket, with the transport layers of
+    /// its listener (or dial) if it has any. The connection count was already
+    /// raised. A dial's completion is called once the connection is open — for a
+    /// layered one with a handshake, once that is done (or with the reason it
+    /// failed). Returns the new connection's slot index and generation.
     pub(super) fn open(
         &mut self,
         fd: OwnedFd,
         state: Option<H::State>,
         layered: Option<Box<Layered>>,
+        mut dial: Option<Completion>,
     ) -> Option<(u32, u32)> {
+        let fail = |dial: Option<Completion>, e: Error| {
+            if let Some(d) = dial {
+                d.complete(Err(e));
+            }
+        };
         let layers = match layered.map(|l| Layers::open(&l.factories, &l.peer)) {
             None => None,
             Some(Ok(layers)) => Some(layers),
             Some(Err(reason)) => {
-                tracing::info!(%reason, "connection refused by its listener's transport layer");
+                tracing::info!(%reason, "connection refused by its transport layer");
                 self.io.shared.stats.note_close(&reason);
                 self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                let addr = dial.as_ref().map(|d| d.addr.clone()).unwrap_or_default();
+                fail(dial, Error::Handshake { addr, reason });
                 return None;
             }
         };
@@ -104,6 +114,10 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             None => {
                 tracing::error!("connection slab is full; dropping connection");
                 self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                fail(
+                    dial,
+                    Error::Io(io::Error::other("the loop's connection slab is full")),
+                );
                 return None;
             }
         };
@@ -122,29 +136,76 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             tracing::error!(error = %e, "could not register connection; dropping it");
             self.free.push((index, gen));
             self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            fail(dial, Error::Io(e));
             return None;
         }
         self.io.shared.stats.accepted.add(1);
         self.io.shared.live.set(index, gen);
-        if let Some(layers) = layers {
-            // The handler hears of the connection once its layers are past their
-            // preamble (a handshake, a header), which must end in time.
-            let established = layers.established();
-            let timeout = layers.preamble_timeout();
-            inner.set_layers(layers, self.io.now);
-            if !established {
-                if let Some(t) = timeout {
-                    let at = self.io.flow.clock.tick(later(Instant::now(), t)) + 1;
-                    inner.set_deadline_tick(at, &self.io.flow, self.io.now);
-                }
-                slot.conn = Some(inner);
-                self.settle(index);
-                return Some((index, gen));
+        let Some(mut layers) = layers else {
+            slot.conn = Some(inner);
+            self.opened(index, gen);
+            if let Some(d) = dial {
+                d.complete(Ok(self.handle_of(index, gen)));
+            }
+            return Some((index, gen));
+        };
+        // Layers set the connection up within their deadline; a preamble keeps
+        // the handler out until it is over (see `crate::transport`).
+        let past_preamble = layers.established();
+        if !layers.ready() {
+            if let Some(t) = layers.preamble_timeout() {
+                layers.deadline = self.io.flow.clock.tick(later(Instant::now(), t)) + 1;
             }
         }
+        if layers.handshaking() {
+            // The dial's callback waits for the handshake.
+            layers.dial = dial.take().map(Box::new);
+        }
+        inner.set_layers(layers, self.io.now);
         slot.conn = Some(inner);
-        self.opened(index, gen);
+        // Layers that speak first (a TLS client's hello) send their first bytes.
+        if self.start_layers(index) && past_preamble {
+            self.opened(index, gen);
+        } else {
+            self.settle(index);
+        }
+        if let Some(d) = dial {
+            d.complete(match self.is_live(index, gen) {
+                true => Ok(self.handle_of(index, gen)),
+                false => Err(Error::ConnectionClosed),
+            });
+        }
         Some((index, gen))
+    }
+
+    /// A handle to connection `index`.
+    fn handle_of(&self, index: u32, gen: u32) -> ConnHandle {
+        ConnHandle {
+            shared: self.io.shared.clone(),
+            index,
+            gen,
+        }
+    }
+
+    /// Lets a new connection's layers send their first bytes; returns false if
+    /// that closed it.
+    fn start_layers(&mut self, index: u32) -> bool {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return false;
+        };
+        let Some(layers) = c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) else {
+            return true;
+        };
+        let mut wire = std::mem::take(&mut self.io.wire);
+        let res = layers.start(&mut c.outbound, &mut wire, &mut self.io.pool);
+        self.io.wire = wire;
+        let sent = c.send_wire(&mut self.io);
+        match (res, sent) {
+            (Err(reason), _) => self.close(index, reason),
+            (Ok(()), Err(e)) => self.close(index, e.close_reason()),
+            (Ok(()), Ok(())) => return true,
+        }
+        false
     }
 
     /// A draining connection's transport layers queue their last words (once) and
@@ -155,10 +216,15 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             return false;
         }
         let queued = match c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) {
-            Some(layers) => layers.goodbye(&mut c.outbound, &mut io.pool),
+            Some(layers) => {
+                let mut wire = std::mem::take(&mut io.wire);
+                let queued = layers.goodbye(&mut c.outbound, &mut wire, &mut io.pool);
+                io.wire = wire;
+                queued
+            }
             None => false,
         };
-        if queued && c.flush(io).is_err() {
+        if queued && c.send_wire(io).is_err() {
             c.outbound.clear(&mut io.pool); // the peer is gone: nothing to wait for
         }
         !c.outbound.is_empty()
@@ -198,22 +264,28 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         true
     }
 
-    /// The connection is ready for the handler: `on_open`, then `on_traffic` if
-    /// its layers already passed bytes up.
+    /// The connection is ready for the handler: `on_open`.
     pub(super) fn opened(&mut self, index: u32, gen: u32) {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return;
         };
-        let mut pending = false;
         if let Some(l) = c.layers_mut() {
             l.opened = true;
-            // The preamble's deadline is over; the handler may set its own.
-            c.set_deadline_tick(0, &self.io.flow, self.io.now);
-            pending = !c.inbound.is_empty();
         }
         self.callback(index, gen, |h, c| h.on_open(c));
-        if pending && self.is_live(index, gen) {
-            self.callback(index, gen, |h, c| h.on_traffic(c));
+    }
+
+    /// A layer's handshake completed: `on_handshake`, then the dial waiting for
+    /// it (if any) gets its handle.
+    pub(super) fn handshake_done(&mut self, index: u32, gen: u32) {
+        let dial = self.slots[index as usize]
+            .conn
+            .as_mut()
+            .and_then(|c| c.layers_mut())
+            .and_then(|l| l.dial.take());
+        self.callback(index, gen, |h, c| h.on_handshake(c));
+        if let Some(d) = dial {
+            d.complete(Ok(self.handle_of(index, gen)));
         }
     }
 
@@ -378,8 +450,34 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         let Some(mut inner) = slot.conn.take() else {
             return;
         };
+        // A transport layer may say more (an end of stream mid-handshake is a
+        // truncated handshake).
+        let (reason, dial) = match inner.layers_mut() {
+            Some(l) => (l.explain_close(reason), l.dial.take()),
+            None => (reason, None),
+        };
         let gen = inner.gen;
         inner.set(flag::CLOSED, true);
+        // A layered connection closing with everything sent (an idle timeout, a
+        // stop) still says goodbye (a TLS close_notify: the peer can tell the
+        // stream was not cut), as far as the socket takes it at once. Not after a
+        // failure, nor with bytes unsent: the stream *was* cut then.
+        let failed = matches!(reason, CloseReason::Reset | CloseReason::Io(_)) || is_tls(&reason);
+        if inner.is(flag::LAYERED) && !failed && inner.outbound.is_empty() {
+            Self::goodbye(&mut inner, &mut self.io);
+        }
+        // A completion driver sends only from the queue, with the next wait: the
+        // last words layers queued just now (the goodbye, or the alert saying why
+        // a session failed) would be dropped with the queue. They leave with a
+        // plain send, as a readiness driver's would have, unless a send is in
+        // flight (they would have to follow it: they are dropped then).
+        if D::COMPLETION
+            && inner.is(flag::LAYERED)
+            && !inner.outbound.is_empty()
+            && !inner.interest.writable()
+        {
+            let _ = inner.send_last_words(&mut self.io);
+        }
         // Handles see it closed from now on.
         self.io.shared.live.set(index, gen.wrapping_add(1));
         match &reason {
@@ -387,6 +485,8 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 tracing::warn!(%reason, "connection closed")
             }
             CloseReason::Protocol(_) => tracing::info!(%reason, "connection closed"),
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(_) => tracing::debug!(%reason, "connection closed"),
             _ => tracing::trace!(%reason, "connection closed"),
         }
         self.io.shared.stats.note_close(&reason);
@@ -406,7 +506,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             }
         }
         inner.fail_waiters();
-        inner.release_inbound(&mut self.io.pool);
+        inner.release_buffers(&mut self.io.pool);
         // The driver closes the descriptor (a readiness driver at once; a completion
         // driver once what the connection has in flight is cancelled) and takes the
         // outbound blocks, which an in-flight send may still point at.
@@ -423,5 +523,20 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         // handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));
         self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        // A dial still waiting for its handshake learns why there is none.
+        if let Some(d) = dial {
+            let addr = d.addr.clone();
+            d.complete(Err(Error::Handshake { addr, reason }));
+        }
     }
+}
+
+/// Is `reason` a failed TLS session?
+fn is_tls(reason: &CloseReason) -> bool {
+    #[cfg(feature = "tls")]
+    if matches!(reason, CloseReason::Tls(_)) {
+        return true;
+    }
+    let _ = reason;
+    false
 }

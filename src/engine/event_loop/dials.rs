@@ -48,12 +48,13 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
     }
 
     /// A connected socket becomes an ordinary connection: `on_open`, then the
-    /// dial's callback with its handle.
+    /// dial's callback with its handle (after the handshake, if it has one).
     pub(super) fn finish_dial(&mut self, dial: crate::engine::dialer::Dial) {
         let crate::engine::dialer::Dial {
             fd,
             is_tcp,
             state,
+            layered,
             done,
             ..
         } = dial;
@@ -69,16 +70,8 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         listener::configure(&fd, is_tcp, &self.opts);
         self.prepare_socket(&fd);
         self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
-        let res = match self.open(fd, state, None) {
-            Some((index, gen)) => Ok(crate::ConnHandle {
-                shared: self.io.shared.clone(),
-                index,
-                gen,
-            }),
-            None => Err(Error::Io(io::Error::other(
-                "could not register the connection with the poller",
-            ))),
-        };
-        done.complete(res);
+        // `open` completes the dial: once `on_open` ran, or — with a handshake to
+        // make — once that is done or failed.
+        self.open(fd, state, layered, Some(done));
     }
 }

@@ -20,8 +20,9 @@
 use crate::buffer::BufferPool;
 use crate::conn::run_callback;
 use crate::conn::CloseReason;
-use crate::conn::{flag, Conn, ConnInner, Drain, Expiry, Flow, LoopIo};
+use crate::conn::{flag, Conn, ConnHandle, ConnInner, Drain, Expiry, Flow, LoopIo};
 use crate::driver::{Driver, Epoll, Interest, Trigger};
+use crate::engine::dialer::Completion;
 use crate::engine::listener::{self, Accepted, ListenSocket, Listener};
 use crate::engine::shared::{
     panic_message, report, token, LoopShared, Ready, LISTENER_TOKEN, MAX_SLOTS, NOT_CONN_BIT,
@@ -179,6 +180,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 shared,
                 engine: engine.clone(),
                 inline_sends: !D::COMPLETION,
+                wire: Vec::new(),
             },
             wheel: TimerWheel::new(WHEEL_SLOTS),
             due: Vec::new(),

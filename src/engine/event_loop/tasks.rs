@@ -80,7 +80,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                     self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
                     self.prepare_socket(&fd);
-                    self.open(fd, None, layered);
+                    self.open(fd, None, layered, None);
                 }
             }
             Task::StopAccepting(_done) => self.stop_accepting(),

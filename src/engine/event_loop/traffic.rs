@@ -63,7 +63,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         };
         if !c.reads_plain(&self.io.flow) {
             if c.is(flag::LINGERING) {
-                return self.read_lingering(index);
+                return self.read_lingering(index, gen);
             }
             if c.is(flag::LAYERED) && c.wants_read(&self.io.flow) {
                 return self.read_layered(index, gen, read_closed);
@@ -139,9 +139,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
     }
 
     /// One read for a connection with transport layers: the wire bytes go up
-    /// through the layers; bytes the layers answer with (a handshake) are sent at
-    /// once; once the layers are past their preamble the handler hears of the
-    /// connection (`on_open`), and of the bytes that came up (`on_traffic`).
+    /// through the layers; bytes the layers answer with (a handshake flight, an
+    /// alert) are sent at once; then the handler hears what changed (see
+    /// [`layers_advanced`](Self::layers_advanced)).
     #[cold]
     #[inline(never)]
     fn read_layered(&mut self, index: u32, gen: u32, read_closed: bool) -> bool {
@@ -167,28 +167,39 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
     }
 
     /// Wire bytes received for a layered connection go up through its layers (the
-    /// bytes may be the loop's read buffer or a completion driver's ring buffer).
-    /// Returns the layers' verdict and how many bytes the connection held before.
+    /// bytes may be the loop's read buffer or a completion driver's ring buffer);
+    /// what the layers answer (a handshake flight, an alert — also the one
+    /// explaining a failure) leaves at once under a readiness driver, and is
+    /// queued for the next send under a completion driver. Returns the verdict
+    /// (an error is the reason to close with) and how many bytes the connection
+    /// held before.
     pub(super) fn through_layers(
         c: &mut ConnInner<H::State>,
         io: &mut LoopIo,
-        wire: &mut [u8],
+        wire_in: &mut [u8],
     ) -> (Result<(), CloseReason>, usize) {
-        io.tally.bytes_in += wire.len() as u64;
+        io.tally.bytes_in += wire_in.len() as u64;
         c.stamp_rx(io.now);
         let before = c.inbound.len();
-        let res = match c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) {
-            Some(layers) => layers.receive(wire, &mut c.inbound, &mut c.outbound, &mut io.pool),
-            None => Ok(()),
+        let Some(layers) = c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) else {
+            return (Ok(()), before);
         };
-        (res, before)
+        let mut wire = std::mem::take(&mut io.wire);
+        let res = layers.receive(
+            wire_in,
+            &mut c.inbound,
+            &mut c.outbound,
+            &mut wire,
+            &mut io.pool,
+        );
+        io.wire = wire;
+        let sent = c.send_wire(io);
+        (res.and(sent.map_err(|e| e.close_reason())), before)
     }
 
-    /// After bytes went up through a connection's layers: what the layers
-    /// answered is sent, a failure closes, the handler hears of the connection
-    /// once the layers are past their preamble (`on_open`) and of the bytes that
-    /// came up (`on_traffic`). Returns false once the connection closed or its
-    /// stream ended.
+    /// After bytes went up through a connection's layers: a failure closes, and
+    /// the handler hears what changed (see [`layers_advanced`](Self::layers_advanced)).
+    /// Returns false once the connection closed or its stream ended.
     pub(super) fn after_layers(
         &mut self,
         index: u32,
@@ -196,29 +207,45 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         res: Result<(), CloseReason>,
         before: usize,
     ) -> bool {
-        let Some(c) = self.slots[index as usize].conn.as_mut() else {
-            return false;
-        };
-        // What the layers answered (a handshake message, an alert) leaves now.
-        if let Err(e) = c.flush(&mut self.io) {
-            self.close(index, CloseReason::from_io(e));
-            return false;
-        }
         if let Err(reason) = res {
             self.close(index, reason);
             return false;
         }
-        let (opened, established, peer_closed) = match c.layers_mut() {
-            Some(l) => (l.opened, l.established(), l.peer_closed()),
-            None => (true, true, false),
+        self.layers_advanced(index, gen, before)
+    }
+
+    /// After a layered connection's layers took bytes: `on_open` once they are
+    /// past their preamble, `on_handshake` once a handshake completed, then
+    /// `on_traffic` for the bytes that came up; end of stream if the peer closed
+    /// the stream inside a layer (a TLS `close_notify`). Returns false once the
+    /// connection closed or its stream ended.
+    fn layers_advanced(&mut self, index: u32, gen: u32, before: usize) -> bool {
+        let Some(l) = self.slots[index as usize]
+            .conn
+            .as_mut()
+            .and_then(|c| c.layers_mut())
+        else {
+            return false;
         };
-        if !opened {
-            if !established {
-                self.settle(index);
-                return true;
-            }
+        let newly_open = !l.opened && l.established();
+        if !l.opened && !newly_open {
+            self.settle(index); // still in the preamble
+            return true;
+        }
+        let handshake_done = l.take_handshake_done();
+        let peer_closed = l.peer_closed();
+        if newly_open {
             self.opened(index, gen);
-        } else if c.inbound.len() > before {
+        }
+        if handshake_done && self.is_live(index, gen) {
+            self.handshake_done(index, gen);
+        }
+        let fresh = self.slots[index as usize]
+            .conn
+            .as_ref()
+            .filter(|c| c.gen == gen)
+            .is_some_and(|c| c.inbound.len() > before || newly_open && !c.inbound.is_empty());
+        if fresh {
             self.callback(index, gen, |h, c| h.on_traffic(c));
         } else {
             self.settle(index);
@@ -228,7 +255,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             self.on_eof(index);
             return false;
         }
-        true
+        self.is_live(index, gen)
     }
 
     /// The peer shut down its sending side. By default the connection closes
@@ -268,15 +295,24 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
 
     /// A read while lingering after a local close: what arrives is dropped; end of
     /// stream (or an error) ends the linger and closes with the reason the close
-    /// was asked for.
+    /// was asked for. A layered connection's bytes still go through its layers
+    /// (their plaintext dropped), so the peer ending the stream inside a layer (a
+    /// TLS `close_notify`) counts as its end of stream too.
     #[cold]
     #[inline(never)]
-    fn read_lingering(&mut self, index: u32) -> bool {
+    fn read_lingering(&mut self, index: u32, gen: u32) -> bool {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
             return false;
         };
         match crate::sys::read(c.fd.as_fd(), &mut self.read_buf) {
-            Ok(n) if n > 0 => n == self.read_buf.len(),
+            Ok(n) if n > 0 => {
+                let more = n == self.read_buf.len();
+                if c.is(flag::LAYERED) {
+                    let (res, _) = Self::through_layers(c, &mut self.io, &mut self.read_buf[..n]);
+                    self.lingered_through_layers(index, gen, res);
+                }
+                more
+            }
             Err(crate::sys::Errno::AGAIN) => false,
             Err(crate::sys::Errno::INTR) => true,
             _ => {
@@ -287,6 +323,38 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 false
             }
         }
+    }
+
+    /// Lingering on a layered connection: bytes read went through its layers
+    /// (verdict `res`) and their plaintext is dropped. A layer that refused them
+    /// ends the linger; one that saw the peer end the stream ends the reading: the
+    /// connection closes once what it still sends has left.
+    pub(super) fn lingered_through_layers(
+        &mut self,
+        index: u32,
+        gen: u32,
+        res: Result<(), CloseReason>,
+    ) {
+        let Some(c) = self.slots[index as usize]
+            .conn
+            .as_mut()
+            .filter(|c| c.gen == gen)
+        else {
+            return;
+        };
+        c.release_inbound(&mut self.io.pool);
+        if res.is_err() {
+            // Closing was asked for already: that is the reason reported.
+            let d = c.draining.unwrap_or(Drain::Local);
+            let reason = c.drain_reason(d);
+            self.close(index, reason);
+            return;
+        }
+        if c.layers_mut().is_some_and(|l| l.peer_closed()) {
+            c.set(flag::LINGERING, false);
+            c.set(flag::READ_CLOSED, true);
+        }
+        self.settle(index);
     }
 
     pub(super) fn on_hangup(&mut self, index: u32) {

@@ -40,6 +40,10 @@ struct Args {
     /// Close connections silent for this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     idle_timeout: u64,
+    /// Keep-alive: ping every this many seconds, close peers that answer
+    /// nothing within one interval (0: off).
+    #[arg(long, default_value_t = 20)]
+    ping_interval: u64,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_message: usize,
@@ -145,6 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.idle_timeout > 0 {
         cfg = cfg.idle_timeout(Some(Duration::from_secs(args.idle_timeout)));
+    }
+    if args.ping_interval > 0 {
+        cfg = cfg.ping_interval(Some(Duration::from_secs(args.ping_interval)));
     }
     let cfg = Arc::new(cfg);
     let app = App {

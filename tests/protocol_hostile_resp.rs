@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::*;
 
-use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode, Value};
+use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode, Value, COMMAND_TIMEOUT_REPLY};
 use netloop::Engine;
 
 fn start(timeouts: RespTimeouts) -> (Engine, SocketAddr) {
@@ -117,8 +117,8 @@ fn large_mget_streams_within_the_water_marks() {
     engine.stop();
 }
 
-/// A command that never completes is closed by the command deadline; an
-/// idle connection by the idle timeout.
+/// A command that never completes is answered an error and closed by the
+/// command deadline; an idle connection is closed by the idle timeout.
 #[test]
 fn stalled_command_and_idle_connection_are_closed() {
     let (engine, addr) = start(RespTimeouts {
@@ -131,12 +131,18 @@ fn stalled_command_and_idle_connection_are_closed() {
     idle.write_all(b"PING\r\n").unwrap();
     let t = Instant::now();
     let (got, _) = read_to_end(&mut slow);
-    assert!(got.is_empty());
+    assert_eq!(got, COMMAND_TIMEOUT_REPLY);
     let slow_closed = t.elapsed();
     let (got, _) = read_to_end(&mut idle);
     assert_eq!(got, b"+PONG\r\n");
     assert!(slow_closed < Duration::from_millis(700), "{slow_closed:?}");
     assert!(t.elapsed() >= Duration::from_millis(700));
+    // The server lingers for our end of stream after its error reply.
+    drop((slow, idle));
+    assert!(wait_no_connections(
+        &engine.handle(),
+        Duration::from_secs(5)
+    ));
     assert!(engine.handle().stats().total.closed.timeout >= 2);
     engine.stop();
 }

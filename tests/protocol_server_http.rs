@@ -203,6 +203,45 @@ fn pipelined_16_answered_in_order() {
     srv.finish();
 }
 
+/// Far more pipelined requests than the water marks hold, sent before any
+/// answer is read: the server stops reading while its output backs up and —
+/// through the `Watch` wrapper, which must forward `on_writable_changed` —
+/// resumes once it drains, so every request is answered.
+#[test]
+fn pipelined_past_the_water_marks_all_answered() {
+    let srv = Server::start(Limits::default());
+    let c = srv.connect();
+    let n = 100_000;
+    let mut w = c.get_ref().try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let req = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n".repeat(n);
+        w.write_all(&req).expect("write");
+    });
+    // Nothing is read until the server's output has backed up.
+    let backed_up = || srv.engine.handle().stats().total.queued_out_bytes > 0;
+    assert!(support::wait_until(Duration::from_secs(10), backed_up));
+    let mut r = c.into_inner();
+    let (mut seen, mut carry) = (0, Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    while seen < n {
+        let got = r.read(&mut buf).expect("answers stalled");
+        assert!(got > 0, "closed after {seen} answers");
+        carry.extend_from_slice(&buf[..got]);
+        let text = b"Hello, World!";
+        let mut last = 0;
+        for i in 0..carry.len().saturating_sub(text.len() - 1) {
+            if carry[i..].starts_with(text) {
+                seen += 1;
+                last = i + text.len();
+            }
+        }
+        carry.drain(..last.max(carry.len().saturating_sub(text.len() - 1)));
+    }
+    assert_eq!(seen, n);
+    writer.join().unwrap();
+    srv.finish();
+}
+
 #[test]
 fn chunked_upload() {
     let srv = Server::start(Limits::default());

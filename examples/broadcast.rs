@@ -48,6 +48,9 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 2)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// single | reactor | reuseport | shared (auto: single for one loop, else reactor).
     #[arg(long, default_value = "auto")]
     mode: String,
@@ -260,6 +263,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     SIZE.store(args.size, Ordering::Relaxed);
     let registry: Registry = Arc::default();
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .mode(mode)
         .listen(args.addr.as_str())

@@ -35,6 +35,9 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 2)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// Longest accepted line, in bytes; a longer one disconnects its sender.
     #[arg(long, default_value_t = 4096)]
     max_frame: usize,
@@ -193,6 +196,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         room: Arc::default(),
     };
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .listen(args.addr.as_str())
         .start_with(Framed::new(

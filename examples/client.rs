@@ -37,6 +37,9 @@ struct Args {
     /// Client event loops.
     #[arg(long, default_value_t = 2)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// Connect timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     connect_timeout_ms: u64,
@@ -141,6 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         failed: Arc::default(),
     };
     let client: Client<Progress> = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .start_client_with(bench.clone())?;
     let dial_errors = Arc::new(AtomicUsize::new(0));

@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release --example echo -- --addr 127.0.0.1:9000 --loops 2 --mode reactor --lb least-connections
 //! cargo run --release --example echo -- --addr unix:///tmp/echo.sock
+//! # on io_uring (auto: io_uring where the kernel allows it, else epoll)
+//! cargo run --release --example echo -- --addr 127.0.0.1:9000 --backend uring
 //! # UDP: every datagram back to its sender (one loop, or N SO_REUSEPORT loops)
 //! cargo run --release --example echo -- --addr udp://127.0.0.1:9000 --mode single
 //! cargo run --release --example echo -- --addr udp://127.0.0.1:9000 --mode reuseport --loops 4
@@ -26,6 +28,10 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    /// Datagrams are always served on epoll.
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// single | reactor | reuseport | shared (auto: single for one loop, else reactor).
     #[arg(long, default_value = "auto")]
     mode: String,
@@ -154,6 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let lb = common::parse_lb(&args.lb)?;
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .mode(mode)
         .load_balancer(lb)

@@ -26,6 +26,9 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// single | reactor | reuseport | shared (auto: single for one loop, else reactor).
     #[arg(long, default_value = "auto")]
     mode: String,
@@ -58,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         keep_alive: secs(args.keep_alive),
     };
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .mode(mode)
         .cpu_affinity(args.pin)

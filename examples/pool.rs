@@ -45,6 +45,9 @@ struct Args {
     /// Client event loops.
     #[arg(long, default_value_t = 2)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
 }
 
 type Reply = Result<Vec<u8>, String>;
@@ -144,7 +147,12 @@ struct Pool {
 }
 
 impl Pool {
-    fn open(upstream: &str, size: usize, loops: usize) -> Result<Pool, Box<dyn std::error::Error>> {
+    fn open(
+        upstream: &str,
+        size: usize,
+        loops: usize,
+        backend: netloop::Backend,
+    ) -> Result<Pool, Box<dyn std::error::Error>> {
         let inner = Arc::new(PoolInner {
             upstream: upstream.to_string(),
             engine: Mutex::new(None),
@@ -153,6 +161,7 @@ impl Pool {
             reconnects: AtomicUsize::new(0),
         });
         let client = Engine::builder()
+            .backend(backend)
             .loops(loops)
             .start_client_with(PoolHandler {
                 pool: inner.clone(),
@@ -213,7 +222,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let args = Args::parse();
     let (upstream, local) = common::addr_or_local_echo(args.upstream.as_deref())?;
-    let pool = Arc::new(Pool::open(&upstream, args.size, args.loops)?);
+    let pool = Arc::new(Pool::open(&upstream, args.size, args.loops, args.backend)?);
     println!("pool of {} connections to {upstream}", args.size);
     let start = Instant::now();
     let threads: Vec<_> = (0..args.threads)

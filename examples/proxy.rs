@@ -41,6 +41,9 @@ struct Args {
     /// Event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// Upstream connect timeout in milliseconds.
     #[arg(long, default_value_t = 3000)]
     connect_timeout_ms: u64,
@@ -179,6 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         orphaned: HashSet::new(),
     };
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .mode(common::parse_mode("auto", args.loops)?)
         .listen(args.addr.as_str())

@@ -32,6 +32,9 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// single | reactor | reuseport | shared (auto: single for one loop, else reactor).
     #[arg(long, default_value = "auto")]
     mode: String,
@@ -70,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One factory: with a shared store every loop must get the same one.
     let factory = RedisServer::factory(store);
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .mode(mode)
         .cpu_affinity(args.pin)

@@ -25,6 +25,14 @@ pub enum Error {
     /// The options are inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// [`Backend::IoUring`](crate::Backend::IoUring) was asked for and the kernel
+    /// refuses io_uring or lacks what the backend needs ([`Backend::Auto`](crate::Backend::Auto)
+    /// falls back to epoll instead).
+    #[error("the io_uring backend is unavailable: {reason}")]
+    BackendUnavailable {
+        /// What the probe found missing, or why the kernel refused.
+        reason: String,
+    },
     /// An option is outside the range netloop accepts.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

@@ -23,6 +23,15 @@ pub struct LoopInfo<'a> {
     pub(crate) connections: usize,
 }
 
+impl std::fmt::Debug for LoopInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopInfo")
+            .field("index", &self.index)
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoopInfo<'_> {
     /// This loop's index, `0..loops`.
     pub fn index(&self) -> usize {

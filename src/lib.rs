@@ -113,6 +113,8 @@
 //! compared in a table on [`Mode`].
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 pub mod addr;
 pub mod buffer;
@@ -141,6 +143,6 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use handler::{Action, EventHandler, LoopInfo};
-pub use options::{LoadBalancer, Mode, Options};
+pub use options::{Backend, LoadBalancer, Mode, Options};
 pub use transport::ListenConfig;
 pub use worker_pool::WorkerPool;

@@ -2,6 +2,70 @@
 
 use std::time::Duration;
 
+/// The kernel interface an engine's event loops run on.
+///
+/// | backend | accept | receive | send | per message |
+/// |---|---|---|---|---|
+/// | `Epoll` | `accept4` when the listener is readable | `read` into the loop's shared buffer when readable | `send` at once; the rest queued until writable | 2 syscalls (a read, a send) |
+/// | `IoUring` | one multishot accept | one multishot receive per connection into the loop's provided-buffer ring | queued; one send per connection per round, submitted with the wait | a fraction of one `io_uring_enter` |
+///
+/// Handlers, codecs, protocols and transport layers behave the same on both:
+/// received bytes are lent in place and only what a handler leaves is copied;
+/// an idle connection holds no buffer on either. Under io_uring a write inside a
+/// callback is always queued (it leaves with the round's submission), so
+/// [`Conn::outbound_len`](crate::Conn::outbound_len) counts it until its send
+/// completes. Flow control holds on both, with one difference in degree: when
+/// reading stops (a pause, the inbound cap, a handler pausing at the high water
+/// mark) io_uring may already have received a round's worth of bytes for the
+/// connection; they are kept, never dropped, and the handler sees them when
+/// reading resumes. Near the cap and past the low water mark a connection reads
+/// with single bounded receives, so the overshoot stays small.
+///
+/// What stays on epoll under `IoUring`: the main reactor of [`Mode::Reactor`]
+/// (it only accepts and hands sockets over; the sub-loops run io_uring) and
+/// [`UdpEngine`](crate::udp::UdpEngine) (datagrams are batched with
+/// `recvmmsg`/`sendmmsg` already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// epoll(7): readiness, on every Linux kernel (the default).
+    #[default]
+    Epoll,
+    /// io_uring(7): completions, multishot accept and receive into a provided
+    /// buffer ring, sends batched per round. Needs Linux 6.0 or later (6.1 for
+    /// deferred task work); starting fails if the kernel refuses io_uring.
+    IoUring,
+    /// io_uring when the kernel offers what it needs (probed at start: ring
+    /// creation, the opcodes, a provided-buffer ring), else epoll with one log line
+    /// saying why. io_uring is often refused — by container seccomp profiles or
+    /// `kernel.io_uring_disabled` — and `NETLOOP_REFUSE_IO_URING=1` in the
+    /// environment refuses it on purpose. [`Engine::backend`](crate::Engine::backend)
+    /// tells which one runs.
+    Auto,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    /// `epoll`, `uring` (or `io_uring`, `io-uring`) or `auto`.
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "epoll" => Ok(Backend::Epoll),
+            "uring" | "io_uring" | "io-uring" | "iouring" => Ok(Backend::IoUring),
+            "auto" => Ok(Backend::Auto),
+            _ => Err(format!("unknown backend {s:?} (epoll|uring|auto)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Epoll => "epoll",
+            Backend::IoUring => "io_uring",
+            Backend::Auto => "auto",
+        })
+    }
+}
+
 /// How an engine spreads connections over its event loops.
 ///
 /// | mode | who accepts | balancing |
@@ -91,6 +155,19 @@ pub struct Options {
     pub cpu_affinity: bool,
     /// `listen(2)` backlog. Default: 1024.
     pub backlog: i32,
+    /// The kernel interface the event loops run on ([`Backend`]). Default:
+    /// [`Backend::Epoll`].
+    pub backend: Backend,
+    /// io_uring only: buffers in each loop's provided-buffer ring, the loop's
+    /// shared receive buffer (a power of two, at most 32,768). Every connection
+    /// whose bytes arrive in the same round takes one until the loop has lent it
+    /// to the handler; more than this many at once make receives end with
+    /// `ENOBUFS` and be re-armed (correct, but slower). Default: 1,024.
+    pub uring_buffers: usize,
+    /// io_uring only: bytes per buffer of the ring — the most one receive
+    /// completion delivers. Default: 4 KiB (the ring takes `uring_buffers ×
+    /// uring_buffer_size` = 4 MiB of address space per loop, resident as used).
+    pub uring_buffer_size: usize,
     /// How long [`EngineHandle::stop`](crate::EngineHandle::stop) waits, after the
     /// drain period ([`drain_timeout`](Self::drain_timeout)), for the loops to close
     /// their connections and exit. Default: 5 s.
@@ -209,6 +286,9 @@ impl Default for Options {
             cpu_affinity: false,
             backlog: 1024,
             stop_timeout: Duration::from_secs(5),
+            backend: Backend::default(),
+            uring_buffers: 1024,
+            uring_buffer_size: 4096,
             write_high_water: 64 * 1024,
             write_low_water: 32 * 1024,
             max_outbound_bytes: 64 * 1024 * 1024,
@@ -278,6 +358,17 @@ impl Options {
             " bytes",
         )?;
         range("read_budget", self.read_budget, 1, 1 << 16, "")?;
+        range("uring_buffers", self.uring_buffers, 1, 32_768, "")?;
+        if !self.uring_buffers.is_power_of_two() {
+            return bad("uring_buffers", "must be a power of two");
+        }
+        range(
+            "uring_buffer_size",
+            self.uring_buffer_size,
+            512,
+            MIB,
+            " bytes",
+        )?;
         range("backlog", self.backlog, 1, 1 << 20, "")?;
         range(
             "max_outbound_bytes",

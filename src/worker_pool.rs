@@ -32,6 +32,15 @@ pub struct WorkerPool {
     threads: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("threads", &self.threads.len())
+            .field("running", &self.tx.is_some())
+            .finish()
+    }
+}
+
 impl WorkerPool {
     /// Starts `threads` workers (at least 1) sharing a queue of `capacity` jobs.
     pub fn new(threads: usize, capacity: usize) -> WorkerPool {

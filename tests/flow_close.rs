@@ -126,7 +126,11 @@ fn half_close_delivers_everything_queued_without_spinning() {
         eprintln!("FIGURES half-close: {} KiB queued while the peer is half-closed; cpu {cpu:?} over {wall:?}", queued / 1024);
         assert!(queued > 0, "the test needs bytes queued while half-closed");
         assert!(cpu < wall / 10, "half-closed connection spins: {cpu:?}");
-        assert!(closes(&p).is_empty(), "not closed before its queue is sent");
+        assert!(
+            closes(&p).is_empty(),
+            "not closed before its queue is sent: {:?}",
+            closes(&p)
+        );
         let (got, clean) = read_to_end(&mut c);
         assert!(clean);
         let mut expect = pattern(4 * MIB, 1);

@@ -98,11 +98,12 @@ struct CompareArgs {
     /// Markdown report path; the chart goes next to it with an .svg extension.
     #[arg(long, default_value = "bench/results/BENCHMARKS.md")]
     out: PathBuf,
-    /// Servers to run, comma-separated: netloop, floor, tokio, threads, monoio, go.
+    /// Servers to run, comma-separated: netloop (epoll), netloop-uring, floor,
+    /// tokio, threads, monoio, go.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "netloop,floor,tokio,threads,monoio,go"
+        default_value = "netloop,netloop-uring,floor,tokio,threads,monoio,go"
     )]
     servers: Vec<String>,
     /// Connections for the idle-memory test [default: 10000; 2000 with --quick].
@@ -116,11 +117,13 @@ struct CompareArgs {
 
 #[derive(Args)]
 struct CostArgs {
-    /// Servers to measure, comma-separated (monoio and go do not run under valgrind).
+    /// Servers to measure, comma-separated. Syscalls are counted for all;
+    /// instructions only for those valgrind follows (not io_uring servers — netloop-uring,
+    /// monoio — nor go).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "netloop,floor,tokio,threads"
+        default_value = "netloop,netloop-uring,floor,tokio,threads,monoio"
     )]
     servers: Vec<String>,
     /// Connections.

@@ -137,6 +137,7 @@ pub fn markdown(r: &Results, command: &str, chart: Option<&Path>) -> String {
     );
 
     goals(w, r);
+    uring_goals(w, r);
 
     let _ = writeln!(w, "## Closed loop\n");
     for cell in r.cells.iter().filter(|c| c.rate.is_none()) {
@@ -293,7 +294,7 @@ fn goals(w: &mut String, r: &Results) {
     let peers: Vec<&String> = r
         .servers
         .iter()
-        .filter(|s| *s != "netloop" && *s != "floor")
+        .filter(|s| *s != "netloop" && *s != "floor" && *s != "netloop-uring")
         .collect();
     for cell in &r.cells {
         let k = cell.key;
@@ -374,6 +375,72 @@ fn goals(w: &mut String, r: &Results) {
             i.idle_secs,
             if busy < 0.01 { "met" } else { "**not met**" }
         );
+    }
+    let _ = writeln!(w);
+}
+
+/// The io_uring backend's goals: against netloop on epoll (the same example) and
+/// monoio (the io_uring peer). Only written when both netloop servers were measured.
+fn uring_goals(w: &mut String, r: &Results) {
+    let has = |s: &str| r.servers.iter().any(|x| x == s);
+    if !has("netloop") || !has("netloop-uring") {
+        return;
+    }
+    let _ = writeln!(w, "## netloop on io_uring against its goals\n");
+    let _ = writeln!(
+        w,
+        "Ratios of medians from this run (netloop-uring ÷ the other); syscalls per message are \
+         in the cost report (`netloop-bench cost`).\n"
+    );
+    let _ = writeln!(w, "| cell | goal | ratio | verdict |\n|---|---|---:|---|");
+    for cell in &r.cells {
+        let k = cell.key;
+        let cpu = |s: &str| cell_spread(r, s, k, |x| x.cpu_us_per_msg);
+        let p99 = |s: &str| cell_spread(r, s, k, |x| Some(x.p99_us as f64));
+        let mut row = |goal: &str,
+                       a: Option<(f64, f64, f64)>,
+                       b: Option<(f64, f64, f64)>,
+                       ok: &dyn Fn(f64) -> bool| {
+            if let (Some(a), Some(b)) = (a, b) {
+                if b.0 > 0.0 {
+                    let ratio = a.0 / b.0;
+                    let _ = writeln!(
+                        w,
+                        "| {k} | {goal} | {ratio:.2} | {} |",
+                        verdict(ok(ratio), a, b)
+                    );
+                }
+            }
+        };
+        row(
+            "server CPU/msg ≤ 0.90 × netloop (epoll)",
+            cpu("netloop-uring"),
+            cpu("netloop"),
+            &|x| x <= 0.90,
+        );
+        if has("monoio") {
+            row(
+                "server CPU/msg < monoio",
+                cpu("netloop-uring"),
+                cpu("monoio"),
+                &|x| x < 1.0,
+            );
+        }
+        row(
+            "p99 ≤ netloop (epoll)",
+            p99("netloop-uring"),
+            p99("netloop"),
+            &|x| x <= 1.0,
+        );
+    }
+    if let Some(Ok(i)) = r.idle.get("netloop-uring") {
+        if let Some(b) = i.bytes_per_conn() {
+            let _ = writeln!(
+                w,
+                "| idle | memory per idle connection ≤ 64 B | {b:.0} B | {} |",
+                if b <= 64.0 { "met" } else { "**not met**" }
+            );
+        }
     }
     let _ = writeln!(w);
 }

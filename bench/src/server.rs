@@ -14,7 +14,21 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::procfs;
 
 /// All server names, in the default order.
-pub const ALL: &[&str] = &["netloop", "floor", "tokio", "threads", "monoio", "go"];
+pub const ALL: &[&str] = &[
+    "netloop",
+    "netloop-uring",
+    "floor",
+    "tokio",
+    "threads",
+    "monoio",
+    "go",
+];
+
+/// Servers that run on io_uring: valgrind does not follow io_uring (its
+/// operations run in the kernel, outside the instrumented process).
+pub fn on_io_uring(name: &str) -> bool {
+    matches!(name, "netloop-uring" | "monoio")
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -175,7 +189,7 @@ pub fn prepare(name: &str, layout: &Layout, peers_built: &Result<(), String>) ->
                 args: vec!["--addr".into(), "{addr}".into()],
             })
         }
-        "netloop" => {
+        "netloop" | "netloop-uring" => {
             if !layout.workspace.join("examples/echo.rs").is_file() {
                 bail!("examples/echo.rs is not in this checkout yet (it arrives with the library)");
             }
@@ -185,6 +199,7 @@ pub fn prepare(name: &str, layout: &Layout, peers_built: &Result<(), String>) ->
                 .args(["build", "--release", "-p", "netloop", "--example", "echo"]);
             run_build(cmd, &layout.log("build-netloop"))
                 .context("cargo build --example echo failed")?;
+            let backend = if name == "netloop" { "epoll" } else { "uring" };
             Ok(Launch {
                 program: layout.target_dir.join("release/examples/echo"),
                 args: vec![
@@ -192,6 +207,8 @@ pub fn prepare(name: &str, layout: &Layout, peers_built: &Result<(), String>) ->
                     "{addr}".into(),
                     "--loops".into(),
                     "1".into(),
+                    "--backend".into(),
+                    backend.into(),
                 ],
             })
         }

@@ -70,11 +70,21 @@ pub struct LinkedBuffer {
     inner: Option<Box<Inner>>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     /// Queued blocks, front first. Every block holds at least one byte.
     blocks: VecDeque<Block>,
     /// Sum of the queued bytes over all blocks.
     len: usize,
+}
+
+/// An emptied queue's header, kept by a [`BufferPool`] for the next queue.
+pub(crate) type QueueHeader = Inner;
+
+impl Inner {
+    /// Small enough to keep for reuse.
+    pub(crate) fn is_small(&self) -> bool {
+        self.blocks.capacity() <= 16
+    }
 }
 
 struct Block {
@@ -147,7 +157,14 @@ impl LinkedBuffer {
         if data.is_empty() {
             return;
         }
-        let inner = self.inner_mut();
+        let inner = self.inner.get_or_insert_with(|| {
+            pool.take_queue().unwrap_or_else(|| {
+                Box::new(Inner {
+                    blocks: VecDeque::new(),
+                    len: 0,
+                })
+            })
+        });
         inner.len += data.len();
         if let Some(Block {
             storage: Storage::Pooled(buf),
@@ -256,10 +273,12 @@ impl LinkedBuffer {
     /// Drops all queued bytes, giving pooled blocks back to `pool` and
     /// releasing all heap memory.
     pub fn clear(&mut self, pool: &mut BufferPool) {
-        if let Some(inner) = self.inner.take() {
-            for block in inner.blocks {
+        if let Some(mut inner) = self.inner.take() {
+            for block in inner.blocks.drain(..) {
                 block.release(pool);
             }
+            inner.len = 0;
+            pool.give_queue(inner);
         }
     }
 

@@ -12,6 +12,7 @@
 //! pool keeps for reuse is capped; blocks given back beyond the cap are
 //! simply freed, so a burst of traffic cannot pin memory forever.
 
+use super::linked::QueueHeader;
 use std::fmt;
 
 /// The smallest block the pool hands out, in bytes. Every block length is a
@@ -70,7 +71,16 @@ pub struct BufferPool {
     /// Size of the blocks outbound queues copy small writes into.
     outbound_block: usize,
     stats: PoolStats,
+    /// Headers of emptied outbound queues, reused by the next queue that fills:
+    /// under a completion driver every reply is queued, and a connection's
+    /// queue empties and refills once per message. Boxed: a header moves in and
+    /// out of a `LinkedBuffer` (one pointer) as it is.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<QueueHeader>>,
 }
+
+/// Emptied outbound-queue headers a pool keeps at most.
+const MAX_QUEUES: usize = 256;
 
 impl BufferPool {
     /// Creates an empty pool that retains at most `max_pooled_bytes` bytes of
@@ -82,6 +92,7 @@ impl BufferPool {
             pooled_bytes: 0,
             max_pooled_bytes,
             outbound_block: crate::buffer::linked::BLOCK_SIZE,
+            queues: Vec::new(),
             stats: PoolStats {
                 taken: 0,
                 allocated: 0,
@@ -195,7 +206,21 @@ impl BufferPool {
     /// Frees every retained block, returning the memory to the allocator.
     pub fn clear(&mut self) {
         self.free.clear();
+        self.queues.clear();
         self.pooled_bytes = 0;
+    }
+
+    /// An emptied outbound-queue header, if one is kept.
+    pub(crate) fn take_queue(&mut self) -> Option<Box<QueueHeader>> {
+        self.queues.pop()
+    }
+
+    /// Keeps an emptied outbound-queue header for reuse (a few hundred at most,
+    /// with short block lists; others are freed).
+    pub(crate) fn give_queue(&mut self, q: Box<QueueHeader>) {
+        if self.queues.len() < MAX_QUEUES && q.is_small() {
+            self.queues.push(q);
+        }
     }
 }
 

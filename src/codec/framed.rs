@@ -204,6 +204,15 @@ pub struct FrameConn<'a, 'w, S> {
     write_failed: bool,
 }
 
+impl<S> std::fmt::Debug for FrameConn<'_, '_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameConn")
+            .field("id", &self.id)
+            .field("closing", &self.close)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, 'w, S> FrameConn<'a, 'w, S> {
     fn new(
         writer: &'a mut Writer<'w>,
@@ -370,6 +379,14 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
 /// ```
 pub struct FramedState<C, S> {
     conn: Option<PerConn<C, S>>,
+}
+
+impl<C, S> std::fmt::Debug for FramedState<C, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedState")
+            .field("open", &self.conn.is_some())
+            .finish()
+    }
 }
 
 impl<C, S> Default for FramedState<C, S> {

@@ -18,9 +18,9 @@ pub(crate) use loop_io::LoopIo;
 pub use reason::{CloseReason, TimeoutKind};
 pub(crate) use state::{flag, ConnInner, Drain};
 pub(crate) use timeouts::Expiry;
-pub(crate) use writer::WriteError;
 pub use writer::Writer;
 use writer::{closed_error, failure, WriteMode};
+pub(crate) use writer::{WriteError, MAX_IOVECS};
 
 use crate::addr::Addr;
 use crate::buffer::RingBuffer;
@@ -83,6 +83,17 @@ pub struct Conn<'a, S> {
     pub(crate) consumed: usize,
     pub(crate) index: u32,
     pub(crate) gen: u32,
+}
+
+impl<S> std::fmt::Debug for Conn<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id())
+            .field("buffered", &self.buffered())
+            .field("queued", &self.inner.outbound.len())
+            .field("closing", &self.inner.draining.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, S> Conn<'a, S> {

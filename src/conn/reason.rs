@@ -58,6 +58,52 @@ impl std::fmt::Display for TimeoutKind {
     }
 }
 
+/// A copy of an I/O error: the same OS error code, or the same kind and message.
+pub(crate) fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl Clone for CloseReason {
+    fn clone(&self) -> Self {
+        match self {
+            CloseReason::PeerClosed => CloseReason::PeerClosed,
+            CloseReason::Reset => CloseReason::Reset,
+            CloseReason::Io(e) => CloseReason::Io(copy_io_error(e)),
+            CloseReason::Local => CloseReason::Local,
+            CloseReason::Handle => CloseReason::Handle,
+            CloseReason::Panicked => CloseReason::Panicked,
+            CloseReason::EngineStopped => CloseReason::EngineStopped,
+            CloseReason::Protocol(m) => CloseReason::Protocol(m.clone()),
+            CloseReason::Timeout(k) => CloseReason::Timeout(*k),
+            CloseReason::OutboundOverflow => CloseReason::OutboundOverflow,
+        }
+    }
+}
+
+/// Two reasons are equal when they are the same variant with equal contents; two
+/// I/O errors when they have the same kind and OS error code.
+impl PartialEq for CloseReason {
+    fn eq(&self, other: &Self) -> bool {
+        use CloseReason::*;
+        match (self, other) {
+            (Io(a), Io(b)) => a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error(),
+            (Protocol(a), Protocol(b)) => a == b,
+            (Timeout(a), Timeout(b)) => a == b,
+            (PeerClosed, PeerClosed)
+            | (Reset, Reset)
+            | (Local, Local)
+            | (Handle, Handle)
+            | (Panicked, Panicked)
+            | (EngineStopped, EngineStopped)
+            | (OutboundOverflow, OutboundOverflow) => true,
+            _ => false,
+        }
+    }
+}
+
 impl CloseReason {
     /// Classifies an I/O error from a socket read or write.
     pub(crate) fn from_io(e: io::Error) -> CloseReason {

@@ -161,11 +161,7 @@ fn queue_rest(
 
 /// Turns a write error into the reason the connection will close with.
 pub(super) fn failure(e: &io::Error) -> Box<CloseReason> {
-    let copy = match e.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(e.kind(), e.to_string()),
-    };
-    Box::new(CloseReason::from_io(copy))
+    Box::new(CloseReason::from_io(super::reason::copy_io_error(e)))
 }
 
 pub(super) fn closed_error() -> io::Error {

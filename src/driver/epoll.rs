@@ -87,7 +87,7 @@ impl Driver for Epoll {
         )
     }
 
-    fn delete(&mut self, fd: RawFd) -> io::Result<()> {
+    fn delete(&mut self, fd: RawFd, _token: u64) -> io::Result<()> {
         sys::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
@@ -116,6 +116,7 @@ impl Driver for Epoll {
             bits: ev.events,
             res: 0,
             aux: 0,
+            op: super::op::NONE,
         }
     }
 }

@@ -21,7 +21,7 @@ use super::Engine;
 use crate::addr::{Addr, ToAddr};
 use crate::error::{Error, Result};
 use crate::handler::EventHandler;
-use crate::options::{LoadBalancer, Mode, Options};
+use crate::options::{Backend, LoadBalancer, Mode, Options};
 use crate::transport::{ListenConfig, Source};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::mpsc::Receiver;
@@ -203,6 +203,12 @@ impl EngineBuilder {
         backlog: i32,
         /// How long `stop` waits for the loops after the drain ([`Options::stop_timeout`]).
         stop_timeout: Duration,
+        /// The kernel interface the loops run on ([`Options::backend`]).
+        backend: Backend,
+        /// io_uring: buffers in each loop's receive ring ([`Options::uring_buffers`]).
+        uring_buffers: usize,
+        /// io_uring: bytes per receive buffer ([`Options::uring_buffer_size`]).
+        uring_buffer_size: usize,
         /// Outbound high water mark ([`Options::write_high_water`]).
         write_high_water: usize,
         /// Outbound low water mark ([`Options::write_low_water`]).
@@ -247,8 +253,9 @@ impl EngineBuilder {
         if self.listeners.is_empty() && !self.client {
             return Err(Error::Config("no listening address given".into()));
         }
+        let backend = resolve_backend(opts.backend)?;
         let bound = bind(self.listeners, &opts)?;
-        let (engine, started) = spawn(bound, opts, Arc::new(factory))?;
+        let (engine, started) = spawn(bound, opts, backend, Arc::new(factory))?;
         wait_ready(engine, started)
     }
 
@@ -259,6 +266,24 @@ impl EngineBuilder {
     {
         let proto = Mutex::new(handler);
         self.start(move |_| proto.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Step 0: the backend the loops run on. `IoUring` and `Auto` probe the kernel
+/// first; `Auto` falls back to epoll with one log line saying why.
+fn resolve_backend(asked: Backend) -> Result<Backend> {
+    match asked {
+        Backend::Epoll => Ok(Backend::Epoll),
+        Backend::IoUring => crate::driver::probe()
+            .map(|()| Backend::IoUring)
+            .map_err(|reason| Error::BackendUnavailable { reason }),
+        Backend::Auto => match crate::driver::probe() {
+            Ok(()) => Ok(Backend::IoUring),
+            Err(reason) => {
+                tracing::warn!(%reason, "io_uring unavailable; the event loops run on epoll");
+                Ok(Backend::Epoll)
+            }
+        },
     }
 }
 
@@ -331,6 +356,7 @@ fn bind(configs: Vec<ListenConfig>, opts: &Options) -> Result<Bound> {
 fn spawn<H, F>(
     bound: Bound,
     opts: Arc<Options>,
+    backend: Backend,
     factory: Arc<F>,
 ) -> Result<(Engine, Receiver<std::io::Result<()>>)>
 where
@@ -365,7 +391,8 @@ where
         handle: handle.clone(),
         threads: Vec::new(),
         addrs: bound.addrs,
-        sockets: bound.sockets,
+        sockets: bound.sockets.iter().map(Arc::downgrade).collect(),
+        backend,
     };
     for (shared_loop, listeners) in loops.iter().cloned().zip(bound.per_loop) {
         let setup = LoopSetup {
@@ -377,9 +404,12 @@ where
         };
         let factory = factory.clone();
         let name = format!("netloop-loop-{}", setup.shared.index);
-        engine.threads.push(spawn_thread(&handle, name, move || {
-            EventLoop::run_epoll(setup, |i| factory(i))
-        })?);
+        engine
+            .threads
+            .push(spawn_thread(&handle, name, move || match backend {
+                Backend::IoUring => EventLoop::run_uring(setup, |i| factory(i)),
+                _ => EventLoop::run_epoll(setup, |i| factory(i)),
+            })?);
     }
     if let Some(acc) = acceptor {
         let (loops, opts, h, ready) = (loops, opts.clone(), handle.clone(), ready.clone());

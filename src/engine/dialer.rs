@@ -352,7 +352,7 @@ impl Dials {
         slot.gen = slot.gen.wrapping_add(1) & GEN_MASK;
         self.free.push(index as u32);
         self.pending -= 1;
-        let _ = poller.delete(dial.fd.as_raw_fd());
+        let _ = poller.delete(dial.fd.as_raw_fd(), token);
         Some(dial)
     }
 

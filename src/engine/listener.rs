@@ -12,7 +12,7 @@
 //! descriptors are free again.
 
 use crate::addr::Addr;
-use crate::driver::{Driver, Interest, Trigger};
+use crate::driver::{Driver, Trigger};
 use crate::engine::task_queue::Layered;
 use crate::error::Error;
 use crate::options::Options;
@@ -200,6 +200,15 @@ pub(crate) fn configure(fd: &OwnedFd, is_tcp: bool, opts: &Options) {
     }
 }
 
+/// Errors after which accepting simply goes on: the connection was aborted
+/// before it was accepted, a signal, a firewall's refusal.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+    )
+}
+
 /// What one accept attempt produced.
 pub(crate) enum Accepted {
     /// A new connection.
@@ -233,7 +242,7 @@ impl Listener {
         } else {
             Trigger::Level
         };
-        poller.add(sock.fd.as_raw_fd(), token, Interest::READ, trigger)?;
+        poller.listen(sock.fd.as_raw_fd(), token, trigger)?;
         Ok(Listener {
             sock,
             token,
@@ -262,14 +271,7 @@ impl Listener {
                     return Accepted::Conn(fd, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Done,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if is_transient(&e) => continue,
                 Err(e) => {
                     self.pause(poller, &e);
                     return Accepted::Done;
@@ -278,9 +280,18 @@ impl Listener {
         }
     }
 
+    /// An accept a completion driver ran failed with `e`: a transient error is
+    /// skipped (the driver re-arms the accept), resource exhaustion pauses the
+    /// listener as [`accept`](Self::accept) does.
+    pub(crate) fn accept_failed(&mut self, e: io::Error, poller: &mut impl Driver) {
+        if self.paused_until.is_none() && !is_transient(&e) {
+            self.pause(poller, &e);
+        }
+    }
+
     fn pause(&mut self, poller: &mut impl Driver, e: &io::Error) {
         let now = Instant::now();
-        if let Err(de) = poller.delete(self.raw_fd()) {
+        if let Err(de) = poller.delete(self.raw_fd(), self.token) {
             tracing::error!(error = %de, "could not pause listener");
         }
         self.paused_until = Some(now + self.backoff);
@@ -307,7 +318,7 @@ impl Listener {
     /// Re-arms a paused listener whose back-off has elapsed.
     pub(crate) fn maybe_resume(&mut self, now: Instant, poller: &mut impl Driver) {
         if self.paused_until.is_some_and(|t| t <= now) {
-            match poller.add(self.raw_fd(), self.token, Interest::READ, self.trigger) {
+            match poller.listen(self.raw_fd(), self.token, self.trigger) {
                 Ok(()) => self.paused_until = None,
                 Err(e) => {
                     tracing::error!(error = %e, "could not resume listener");
@@ -320,7 +331,7 @@ impl Listener {
     /// Removes the listener from the poller for good.
     pub(crate) fn deregister(&mut self, poller: &mut impl Driver) {
         if self.paused_until.is_none() {
-            let _ = poller.delete(self.raw_fd());
+            let _ = poller.delete(self.raw_fd(), self.token);
         }
         self.paused_until = Some(crate::engine::timer::later(Instant::now(), Duration::MAX));
     }

@@ -30,14 +30,18 @@ pub struct Engine {
     handle: EngineHandle,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<Addr>,
-    /// The first socket of each listener, in the order given (for hand-over).
-    sockets: Vec<std::sync::Arc<listener::ListenSocket>>,
+    /// The first socket of each listener, in the order given (for hand-over); weak,
+    /// so that a stopped engine's listeners close with its threads.
+    sockets: Vec<std::sync::Weak<listener::ListenSocket>>,
+    /// The backend the loops run on ([`Backend::Auto`](crate::Backend::Auto) resolved).
+    backend: crate::Backend,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("addrs", &self.addrs)
+            .field("backend", &self.backend)
             .field("handle", &self.handle)
             .finish()
     }
@@ -54,19 +58,29 @@ impl Engine {
         &self.addrs
     }
 
-    /// The listening sockets, one per listener in the order given (the first of
-    /// each in [`Mode::ReusePort`](crate::Mode::ReusePort)): what a process hands to
-    /// its successor for a restart that refuses no connection (see
-    /// [`prefork`](crate::prefork)). Borrowed from the engine: duplicate one
-    /// (`try_clone_to_owned`) to pass it on.
-    pub fn listener_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.sockets.iter().map(|s| s.fd.as_fd()).collect()
+    /// Duplicates of the listening sockets, one per listener in the order given
+    /// (the first of each in [`Mode::ReusePort`](crate::Mode::ReusePort)): what a
+    /// process hands to its successor for a restart that refuses no connection
+    /// (see [`prefork`](crate::prefork)). Empty once the engine has stopped (its
+    /// listeners are closed by then).
+    pub fn listener_fds(&self) -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
+        self.sockets
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .map(|s| s.fd.try_clone())
+            .collect()
     }
 
     /// The first bound address.
     pub fn local_addr(&self) -> &Addr {
         &self.addrs[0]
+    }
+
+    /// The kernel interface the event loops run on: [`Backend::Epoll`](crate::Backend::Epoll)
+    /// or [`Backend::IoUring`](crate::Backend::IoUring) ([`Backend::Auto`](crate::Backend::Auto)
+    /// resolved at start).
+    pub fn backend(&self) -> crate::Backend {
+        self.backend
     }
 
     /// A handle for other threads.

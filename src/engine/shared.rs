@@ -16,16 +16,23 @@ thread_local! {
 }
 
 /// Token of the loop's waker (eventfd).
-pub(crate) const WAKER_TOKEN: u64 = u64::MAX;
+pub(crate) const WAKER_TOKEN: u64 = 0xFFFF_FFFF_8FFF_FFFF;
 /// Listener `i` uses token `LISTENER_TOKEN - i`.
-pub(crate) const LISTENER_TOKEN: u64 = u64::MAX - 1;
+pub(crate) const LISTENER_TOKEN: u64 = WAKER_TOKEN - 1;
 /// Slab indexes stay below this, so connection tokens never collide with the above.
-pub(crate) const MAX_SLOTS: usize = 1 << 31;
+pub(crate) const MAX_SLOTS: usize = 1 << 28;
 /// Set in every token that is not a connection's: the waker's and the listeners'
-/// (whose low 32 bits are all ones) and dials' (see `crate::engine::dialer`); clear in a
+/// (whose high 32 bits are all ones) and dials' (see `crate::engine::dialer`); clear in a
 /// connection's, whose low 32 bits are a slab index below `MAX_SLOTS`. One test
 /// sends the common event to its connection.
 pub(crate) const NOT_CONN_BIT: u64 = 1 << 31;
+/// Bits 28–30 are clear in every token (slab and dial indexes stay below 2^28, the
+/// waker's and listeners' low words are `0x8FFF_FFFx`): a completion driver puts
+/// the kind of operation there, so one 64-bit user-data word names the connection,
+/// its generation and the operation (see `crate::driver::uring`).
+pub(crate) const OP_SHIFT: u32 = 28;
+/// The operation bits of a completion driver's user data.
+pub(crate) const OP_MASK: u64 = 7 << OP_SHIFT;
 
 /// The token of connection `index` with generation `gen`.
 #[inline]

@@ -71,6 +71,16 @@ pub struct SupervisorBuilder {
     launch: Option<Launch>,
 }
 
+impl std::fmt::Debug for SupervisorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorBuilder")
+            .field("workers", &self.workers)
+            .field("addrs", &self.addrs)
+            .field("sharing", &self.sharing)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SupervisorBuilder {
     fn default() -> Self {
         SupervisorBuilder {
@@ -337,6 +347,16 @@ pub struct Supervisor {
     failure: Option<String>,
     wake: UnixStream,
     signals: Signals,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("addrs", &self.addrs)
+            .field("sharing", &self.sharing)
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Supervisor {

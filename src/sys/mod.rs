@@ -3,6 +3,7 @@
 //! Each wrapper is tiny, converts the C return convention into `io::Result`, and
 //! carries a `// SAFETY:` comment saying why the call is sound. Everything above this
 //! module is safe Rust.
+#![allow(unsafe_code)] // the one exception to the crate-wide `deny(unsafe_code)`
 
 mod datagram;
 mod epoll;
@@ -10,6 +11,7 @@ mod eventfd;
 pub(crate) mod process;
 mod socket;
 mod thread;
+pub(crate) mod uring;
 
 pub(crate) use datagram::{send_to, RecvBatch, SendBatch};
 pub(crate) use epoll::{epoll_create, epoll_ctl, epoll_wait};

@@ -126,9 +126,20 @@ impl EventHandler for Echo {
     }
 }
 
+/// The integration suites' backend switch (`NETLOOP_TEST_BACKEND`, see
+/// `tests/support`), for these tests that start an engine from inside the crate.
+fn builder() -> crate::EngineBuilder {
+    let backend = std::env::var("NETLOOP_TEST_BACKEND")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().expect("NETLOOP_TEST_BACKEND"))
+        .unwrap_or_default();
+    Engine::builder().backend(backend)
+}
+
 fn start(factory: XorFactory) -> (Engine, Echo, TcpStream) {
     let echo = Echo::default();
-    let engine = Engine::builder()
+    let engine = builder()
         .loops(1)
         .listen_with(ListenConfig::new("127.0.0.1:0").layer(Arc::new(factory)))
         .start_with(echo.clone())

@@ -271,6 +271,14 @@ pub struct UdpEngineBuilder {
     err: Option<Error>,
 }
 
+impl std::fmt::Debug for UdpEngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpEngineBuilder")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl UdpEngineBuilder {
     /// Adds an address: `udp://`, `udp4://`, `udp6://` or `unixgram://` (a bare
     /// `HOST:PORT` or a `SocketAddr` is taken as UDP; a stream address such as

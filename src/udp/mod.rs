@@ -102,6 +102,14 @@ pub struct UdpLoopInfo<'a> {
     pub(crate) engine: &'a UdpEngineHandle,
 }
 
+impl std::fmt::Debug for UdpLoopInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpLoopInfo")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
 impl UdpLoopInfo<'_> {
     /// This loop's index.
     pub fn index(&self) -> usize {
@@ -180,6 +188,17 @@ pub struct Datagram<'a> {
     pub(crate) out: &'a mut Outbox,
     pub(crate) local: &'a Addr,
     pub(crate) loop_index: usize,
+}
+
+impl std::fmt::Debug for Datagram<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datagram")
+            .field("len", &self.data.len())
+            .field("peer", &self.peer.as_socket())
+            .field("truncated", &self.truncated)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Datagram<'_> {

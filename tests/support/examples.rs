@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `cargo run --example <example> -- <args>`; returns its status and output.
+/// Every example takes `--backend`: the suite's backend (`NETLOOP_TEST_BACKEND`)
+/// is passed on unless `args` name one.
 pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let backend = std::env::var("NETLOOP_TEST_BACKEND")
+        .ok()
+        .filter(|b| !b.is_empty() && !args.contains(&"--backend"));
     let mut child = std::process::Command::new(env!("CARGO"))
         .args([
             "run",
@@ -20,6 +25,7 @@ pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, S
             "--",
         ])
         .args(args)
+        .args(backend.iter().flat_map(|b| ["--backend", b.as_str()]))
         .env("RUST_LOG", "error")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -30,7 +30,31 @@ pub use websocket::*;
 
 /// The builder every test starts its engine from. Tests never call
 /// `Engine::builder()` directly: this is the one place where a suite-wide switch
-/// (such as the I/O backend under test) is applied.
+/// is applied — the I/O backend under test, from `NETLOOP_TEST_BACKEND`
+/// (`epoll`, the default, `uring` or `auto`). CI runs the whole suite once per
+/// backend.
 pub fn engine_builder() -> netloop::EngineBuilder {
-    netloop::Engine::builder()
+    netloop::Engine::builder().backend(test_backend())
+}
+
+/// The backend `NETLOOP_TEST_BACKEND` asks for (epoll when unset).
+pub fn test_backend() -> netloop::Backend {
+    match std::env::var("NETLOOP_TEST_BACKEND") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("NETLOOP_TEST_BACKEND: {e}")),
+        _ => netloop::Backend::Epoll,
+    }
+}
+
+/// How far past the high water mark a handler that pauses reading when it
+/// becomes unwritable may find bytes held: one read's worth under epoll (its
+/// 64 KiB read buffer, doubled for the sampling); under io_uring, the receives
+/// the multishot receive had already completed when the pause took effect (one
+/// round's worth, kept rather than dropped).
+pub fn pause_slack() -> usize {
+    match test_backend() {
+        netloop::Backend::Epoll => 128 * 1024,
+        _ => 1024 * 1024,
+    }
 }

@@ -10,24 +10,43 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return;
             };
             match l.accept(&mut self.driver) {
-                Accepted::Conn(fd, peer) => {
-                    if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
-                        if self.engine.connection_count() >= max {
-                            // Over the limit: accepted and closed at once (see Options).
-                            drop(fd);
-                            self.engine.note_rejected();
-                            continue;
-                        }
-                    }
-                    let is_tcp = l.sock.is_tcp();
-                    listener::configure(&fd, is_tcp, &self.opts);
-                    let layered = l.sock.layered(peer);
-                    self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
-                    self.open(fd, None, layered);
-                }
+                Accepted::Conn(fd, peer) => self.admit(li, fd, Some(peer)),
                 Accepted::Done => return,
             }
         }
+    }
+
+    /// Serves a socket listener `li` accepted, within `max_connections`. The
+    /// peer's address is looked up if it is needed and not given (a completion
+    /// driver's multishot accept returns none).
+    pub(super) fn admit(&mut self, li: usize, fd: OwnedFd, peer: Option<socket2::SockAddr>) {
+        let Some(l) = self.listeners.get(li) else {
+            return;
+        };
+        if let Some(max) = self.opts.max_connections.filter(|&m| m > 0) {
+            if self.engine.connection_count() >= max {
+                // Over the limit: accepted and closed at once (see Options).
+                drop(fd);
+                self.engine.note_rejected();
+                return;
+            }
+        }
+        let is_tcp = l.sock.is_tcp();
+        listener::configure(&fd, is_tcp, &self.opts);
+        let layered = if l.sock.layers.is_empty() {
+            None
+        } else {
+            match peer.map_or_else(|| socket2::SockRef::from(&fd).peer_addr(), Ok) {
+                Ok(peer) => l.sock.layered(peer),
+                Err(e) => {
+                    // Gone before it was served (reset in the backlog).
+                    tracing::debug!(error = %e, "accepted connection has no peer address");
+                    return;
+                }
+            }
+        };
+        self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.open(fd, None, layered);
     }
 
     /// Starts serving an accepted socket, with the transport layers of its
@@ -310,6 +329,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 }
             }
         }
+        if D::COMPLETION {
+            return self.settle_ops(index);
+        }
         let wanted = c.wanted_interest(&self.io.flow);
         if wanted != c.interest {
             match self
@@ -361,8 +383,15 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         // The driver closes the descriptor (a readiness driver at once; a completion
         // driver once what the connection has in flight is cancelled) and takes the
         // outbound blocks, which an in-flight send may still point at.
-        let ConnInner { fd, outbound, .. } = inner;
-        self.driver.release(fd, outbound, &mut self.io.pool);
+        let ConnInner {
+            fd,
+            outbound,
+            interest,
+            ..
+        } = inner;
+        let t = token(index, gen);
+        self.driver
+            .release(fd, t, interest, outbound, &mut self.io.pool);
         // The slot's next connection gets the next generation, so stale tokens and
         // handles of this one never match it.
         self.free.push((index, gen.wrapping_add(1)));

@@ -63,6 +63,7 @@ pub(crate) struct LoopSetup {
     pub(crate) ready: Ready,
 }
 
+mod completion;
 mod conns;
 mod dials;
 mod tasks;
@@ -103,6 +104,8 @@ pub(crate) struct EventLoop<H: EventHandler, D: Driver> {
     due: Vec<Entry>,
     /// Outgoing connects in progress (see `crate::engine::dialer`).
     dials: crate::engine::dialer::Dials,
+    /// Completion drivers: connections whose sends go out with the next wait.
+    sends: Vec<u64>,
 }
 
 impl<H: EventHandler> EventLoop<H, Epoll> {
@@ -143,11 +146,17 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         // returns the failure instead of an engine with a dead loop.
         let prepared = (|| {
             let (driver, regs) = Self::setup(open_driver, &shared, listeners)?;
+            // A completion driver receives into its own buffer ring instead.
+            let size = if D::COMPLETION {
+                0
+            } else {
+                opts.read_buffer_size
+            };
             let mut read_buf = Vec::new();
             read_buf
-                .try_reserve_exact(opts.read_buffer_size)
+                .try_reserve_exact(size)
                 .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e.to_string()))?;
-            read_buf.resize(opts.read_buffer_size, 0u8);
+            read_buf.resize(size, 0u8);
             let index = shared.index;
             let handler = catch_unwind(AssertUnwindSafe(|| make_handler(index))).map_err(|p| {
                 io::Error::other(format!(
@@ -194,6 +203,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             woke_at: Instant::now(),
             stopping: false,
             dials: Default::default(),
+            sends: Vec::new(),
         };
         lp.boot();
         lp.main_loop();
@@ -269,12 +279,15 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
+            if D::COMPLETION {
+                self.queue_sends();
+            }
             // Other threads see this round's counters before the loop blocks.
             self.io.shared.stats.publish(&self.io.tally);
             let n = match self.driver.wait(timeout) {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::error!(error = %e, "epoll_wait failed; stopping the loop");
+                    tracing::error!(error = %e, "waiting for events failed; stopping the loop");
                     return;
                 }
             };
@@ -285,7 +298,9 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             self.io.tally.events += n as u64;
             for i in 0..n {
                 let ev = self.driver.event(i);
-                if ev.token & NOT_CONN_BIT == 0 {
+                if D::COMPLETION {
+                    woken |= self.on_completion(ev);
+                } else if ev.token & NOT_CONN_BIT == 0 {
                     self.on_conn_event(ev);
                 } else if ev.token == WAKER_TOKEN {
                     woken = true; // tasks run at the top of the next round

@@ -163,6 +163,11 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             }
         }
         self.fail_dials();
+        if D::COMPLETION {
+            // One last attempt to send what is queued: submitted without waiting.
+            self.queue_sends();
+            let _ = self.driver.submit();
+        }
         for index in 0..self.slots.len() as u32 {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 // One last non-blocking attempt to send what is queued.

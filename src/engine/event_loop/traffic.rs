@@ -162,17 +162,42 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                 return false;
             }
         };
-        self.io.tally.bytes_in += n as u64;
-        c.stamp_rx(self.io.now);
+        let (res, before) = Self::through_layers(c, &mut self.io, &mut self.read_buf[..n]);
+        self.after_layers(index, gen, res, before) && (n == want || read_closed)
+    }
+
+    /// Wire bytes received for a layered connection go up through its layers (the
+    /// bytes may be the loop's read buffer or a completion driver's ring buffer).
+    /// Returns the layers' verdict and how many bytes the connection held before.
+    pub(super) fn through_layers(
+        c: &mut ConnInner<H::State>,
+        io: &mut LoopIo,
+        wire: &mut [u8],
+    ) -> (Result<(), CloseReason>, usize) {
+        io.tally.bytes_in += wire.len() as u64;
+        c.stamp_rx(io.now);
         let before = c.inbound.len();
         let res = match c.cold.as_mut().and_then(|k| k.layers.as_deref_mut()) {
-            Some(layers) => layers.receive(
-                &mut self.read_buf[..n],
-                &mut c.inbound,
-                &mut c.outbound,
-                &mut self.io.pool,
-            ),
+            Some(layers) => layers.receive(wire, &mut c.inbound, &mut c.outbound, &mut io.pool),
             None => Ok(()),
+        };
+        (res, before)
+    }
+
+    /// After bytes went up through a connection's layers: what the layers
+    /// answered is sent, a failure closes, the handler hears of the connection
+    /// once the layers are past their preamble (`on_open`) and of the bytes that
+    /// came up (`on_traffic`). Returns false once the connection closed or its
+    /// stream ended.
+    pub(super) fn after_layers(
+        &mut self,
+        index: u32,
+        gen: u32,
+        res: Result<(), CloseReason>,
+        before: usize,
+    ) -> bool {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return false;
         };
         // What the layers answered (a handshake message, an alert) leaves now.
         if let Err(e) = c.flush(&mut self.io) {
@@ -190,7 +215,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         if !opened {
             if !established {
                 self.settle(index);
-                return n == want || read_closed;
+                return true;
             }
             self.opened(index, gen);
         } else if c.inbound.len() > before {
@@ -203,7 +228,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             self.on_eof(index);
             return false;
         }
-        n == want || read_closed
+        true
     }
 
     /// The peer shut down its sending side. By default the connection closes

@@ -253,6 +253,14 @@ pub struct WsConn<'a, 'c, S> {
     pub(crate) tx: &'a mut Tx,
 }
 
+impl<S> std::fmt::Debug for WsConn<'_, '_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConn")
+            .field("id", &self.conn.id())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> WsConn<'_, '_, S> {
     /// Sends a text message.
     pub fn send_text(&mut self, text: &str) -> io::Result<()> {

@@ -27,6 +27,15 @@ pub struct Upgrade<'r, 's, S> {
     state: &'s mut S,
 }
 
+impl<S> std::fmt::Debug for Upgrade<'_, '_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("protocols", &self.protocols)
+            .field("selected", &self.selected)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> Upgrade<'_, '_, S> {
     /// The HTTP request.
     pub fn request(&self) -> &Request<'_> {

@@ -34,6 +34,9 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// Negotiate permessage-deflate with clients that offer it.
     #[arg(long)]
     deflate: bool,
@@ -158,6 +161,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         room: Arc::default(),
     };
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .listen(args.addr.as_str())
         .start(move |_| WebSocket::with_config(app.clone(), cfg.clone()))?;
@@ -169,7 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.self_test {
         let addr = engine.local_addr().as_tcp().ok_or("self-test needs TCP")?;
-        let res = self_test(&addr.to_string(), args.deflate);
+        let res = self_test(&addr.to_string(), args.deflate, args.backend);
         engine.stop();
         res?;
         println!("ok: websocket self-test passed");
@@ -221,7 +225,7 @@ impl WebSocketHandler for Probe {
     }
 }
 
-fn self_test(addr: &str, deflate: bool) -> Result<(), String> {
+fn self_test(addr: &str, deflate: bool, backend: netloop::Backend) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     let probe = Probe {
         events: Arc::new(Mutex::new(tx)),
@@ -231,6 +235,7 @@ fn self_test(addr: &str, deflate: bool) -> Result<(), String> {
         cfg = cfg.deflate(DeflateConfig::default());
     }
     let clients = Engine::builder()
+        .backend(backend)
         .loops(1)
         .start_client_with(WebSocket::new(probe, cfg))
         .map_err(|e| e.to_string())?;

@@ -307,6 +307,82 @@ fn http10_and_connection_close() {
     srv.finish();
 }
 
+/// RFC 9110/9112 conformance on the wire. Before: unknown methods and a
+/// missing or duplicated `Host` were answered 200, HTTP/1.0 with
+/// `Transfer-Encoding` stayed open, `chunked, identity` got 501 and an
+/// HTTP/1.0 keep-alive response did not say so.
+#[test]
+fn rfc9112_conformance_over_the_wire() {
+    let srv = Server::start(Limits::default());
+    // An unknown method: 501, and the connection goes on (its body is
+    // skipped by its framing).
+    let mut c = srv.connect();
+    send(
+        &mut c,
+        b"BREW /pot HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nteaFOO / HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c).status, 501);
+    assert_eq!(read_response(&mut c).status, 501);
+    // A known method the route does not take: 405 with `Allow`.
+    send(
+        &mut c,
+        b"DELETE /plaintext HTTP/1.1\r\nHost: h\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(read_response(&mut c).body, b"Hello, World!");
+    drop(c);
+
+    // Rejected requests: the status, `Connection: close`, then end of stream.
+    let rejected: &[(&[u8], u16)] = &[
+        (b"GET /plaintext HTTP/1.1\r\n\r\n", 400),
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+    ];
+    for (req, status) in rejected {
+        let mut c = srv.connect();
+        send(&mut c, req);
+        let r = read_response(&mut c);
+        assert_eq!(r.status, *status, "for {:?}", String::from_utf8_lossy(req));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_closed(&mut c);
+    }
+
+    // HTTP/1.0 asking to keep alive is told so, and stays open.
+    let mut c = srv.connect();
+    send(
+        &mut c,
+        b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    send(
+        &mut c,
+        b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c).body, b"Hello, World!");
+    // HTTP/1.0 with Transfer-Encoding: answered, then closed even though it
+    // asked to keep alive (RFC 9112 §6.1).
+    send(
+        &mut c,
+        b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_closed(&mut c);
+    drop(c);
+    srv.finish();
+}
+
 #[test]
 fn errors_answer_then_close() {
     let limits = Limits {

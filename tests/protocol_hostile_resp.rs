@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::*;
 
-use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode, Value, COMMAND_TIMEOUT_REPLY};
+use netloop::protocol::resp::{
+    RedisServer, RespLimits, RespTimeouts, StoreMode, Value, COMMAND_TIMEOUT_REPLY,
+};
 use netloop::Engine;
 
 fn start(timeouts: RespTimeouts) -> (Engine, SocketAddr) {
@@ -173,5 +175,38 @@ fn pipelining_without_reading_is_bounded() {
     std::thread::sleep(Duration::from_millis(200));
     let queued = engine.handle().stats().total.queued_out_bytes;
     assert!(queued < 1 << 20, "outbound {queued} bytes");
+    engine.stop();
+}
+
+/// A command past the server's own limit — and past the engine's 4 MiB
+/// inbound cap — is refused with an error the client reads (the server
+/// lingers, reading and discarding the rest of the upload, rather than
+/// resetting the connection under it), never with silence.
+#[test]
+fn a_command_past_the_limit_is_refused_with_an_error() {
+    let factory = RedisServer::factory(StoreMode::Shared);
+    let limits = RespLimits {
+        max_command_bytes: 2 << 20,
+        ..RespLimits::default()
+    };
+    let engine = engine_builder()
+        .loops(1)
+        .listen("127.0.0.1:0")
+        .start(move |i| factory(i).with_limits(limits.clone()))
+        .expect("engine starts");
+    let addr = tcp_addr(&engine);
+    let mut c = connect(addr);
+    let mut w = c.try_clone().unwrap();
+    let req = cmd(&[b"SET", b"k", &vec![b'x'; 6 << 20]]);
+    // The whole upload goes through: the server reads it to the end.
+    let writer = std::thread::spawn(move || w.write_all(&req).is_ok());
+    let (got, eof) = deadline(30, move || read_to_end(&mut c));
+    assert_eq!(got, b"-ERR Protocol error: command too big\r\n");
+    assert!(eof, "reset instead of a clean end of stream");
+    assert!(writer.join().unwrap(), "the upload was cut off");
+    let mut c = connect(addr);
+    c.write_all(&cmd(&[b"EXISTS", b"k"])).unwrap();
+    assert_eq!(reply(&mut c, &mut Vec::new()), Value::Integer(0));
+    drop(c);
     engine.stop();
 }

@@ -56,7 +56,7 @@ fn has_cr_or_lf(bytes: &[u8]) -> bool {
         has_zero(w ^ (ONES * u64::from(b'\r'))) || has_zero(w ^ (ONES * u64::from(b'\n')))
     };
     let mut words = bytes.chunks_exact(8);
-    if (&mut words).any(crlf) {
+    if words.any(crlf) {
         return true;
     }
     match words.remainder().len() {

@@ -11,10 +11,19 @@
 //! cargo run --release --example echo -- --addr unixgram:///tmp/echo.dgram
 //! # UDP self-test: serve on an ephemeral port, send from many sockets, check every echo
 //! cargo run --example echo -- --addr udp://127.0.0.1:0 --mode reuseport --loops 2 --self-test
+//! # prefork (SIGHUP restarts the workers without refusing a connection), and
+//! # behind a load balancer speaking the PROXY protocol (v1 or v2)
+//! cargo run --release --example echo -- --addr 127.0.0.1:9000 --workers 2
+//! cargo run --release --example echo -- --addr 127.0.0.1:9000 --proxy-protocol 10.0.0.0/8
 //! ```
+//!
+//! The deployment flags of stream servers (`--workers`, `--sharing`,
+//! `--drain-ms`, `--proxy-protocol`, SIGHUP, socket activation) are those of
+//! `examples/common/deploy.rs`.
 mod common;
 
 use clap::Parser;
+use common::deploy::{self, DeployArgs};
 use netloop::udp::{Datagram, DatagramHandler, UdpEngine};
 use netloop::{Action, Conn, Engine, EventHandler, Mode};
 
@@ -47,6 +56,8 @@ struct Args {
     /// UDP only: send datagrams from many sockets, check every echo, print stats, exit.
     #[arg(long)]
     self_test: bool,
+    #[command(flatten)]
+    deploy: DeployArgs,
 }
 
 #[derive(Clone)]
@@ -156,25 +167,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse::<netloop::Addr>()
         .is_ok_and(|a| a.is_datagram())
     {
+        if args.deploy.workers > 0 || args.deploy.proxy_protocol.is_some() {
+            return Err("--workers and --proxy-protocol are for stream listeners".into());
+        }
         return serve_datagrams(&args, mode);
     }
     let lb = common::parse_lb(&args.lb)?;
-    let engine = Engine::builder()
+    let builder = Engine::builder()
         .backend(args.backend)
         .loops(args.loops)
         .mode(mode)
         .load_balancer(lb)
         .edge_triggered(args.edge_triggered)
         .cpu_affinity(args.pin)
-        .listen(args.addr.as_str())
-        .start_with(Echo)?;
-    for a in engine.local_addrs() {
-        println!(
-            "listening on {}",
-            a.to_string().trim_start_matches("tcp://")
-        );
-    }
-    common::stop_on_signals(engine.handle());
-    engine.wait();
-    Ok(())
+        .drain_timeout(std::time::Duration::from_millis(args.deploy.drain_ms));
+    deploy::serve(&args.deploy, &args.addr, builder, |b| b.start_with(Echo))
 }

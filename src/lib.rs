@@ -116,7 +116,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
-pub mod addr;
+mod addr;
 pub mod buffer;
 pub mod codec;
 mod conn;

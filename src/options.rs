@@ -198,7 +198,10 @@ pub struct Options {
     /// [`ConnHandle::wake`](crate::ConnHandle::wake). It must stay above the largest
     /// frame a codec or protocol layer accepts (their limits default to 1 MiB), so
     /// that an over-long frame is rejected by the codec rather than stalling at the
-    /// cap. Default: 4 MiB.
+    /// cap. Under io_uring, receives the kernel had already completed when the cap
+    /// was reached are kept, not dropped (they are the stream's bytes): the cap can
+    /// be passed by one round of receives, itself bounded by the socket's receive
+    /// buffer. Default: 4 MiB.
     pub max_inbound_bytes: usize,
     /// Stop reading a connection while it is unwritable — while more than
     /// [`write_high_water`](Self::write_high_water) bytes are queued for it — and

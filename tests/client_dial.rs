@@ -1,5 +1,8 @@
 //! Outgoing connections: dial TCP and Unix, adopt, initial state, and the faults:
 //! refused, timeout against a full backlog, engine stopping with a dial pending.
+//!
+//! Every test takes `serial()`: the leak checks count the process's descriptors, so no
+//! other test of this file may open or close any meanwhile.
 mod support;
 
 use netloop::{
@@ -61,6 +64,7 @@ fn timeout<S>() -> DialOptions<S> {
 
 #[test]
 fn dial_tcp_with_state_write_and_close() {
+    let _serial = serial();
     let server = echo_server();
     let p = Probe::default();
     let c = client(&p);
@@ -91,6 +95,7 @@ fn dial_tcp_with_state_write_and_close() {
 
 #[test]
 fn dial_unix_and_pick_the_loop() {
+    let _serial = serial();
     let path = std::env::temp_dir().join(format!("netloop-dial-{}.sock", std::process::id()));
     let server = engine_builder()
         .loops(1)
@@ -115,6 +120,7 @@ fn dial_unix_and_pick_the_loop() {
 
 #[test]
 fn dials_without_a_loop_are_spread_round_robin() {
+    let _serial = serial();
     let server = echo_server();
     let p = Probe::default();
     let c = client(&p);
@@ -132,6 +138,7 @@ fn dials_without_a_loop_are_spread_round_robin() {
 
 #[test]
 fn a_server_engine_dials_too() {
+    let _serial = serial();
     // The accepting engine itself dials (as a proxy does): client connections are
     // ordinary slab connections on its loops.
     let upstream = echo_server();
@@ -302,6 +309,7 @@ fn stopping_fails_pending_dials() {
 
 #[test]
 fn adopt_a_std_stream_with_state() {
+    let _serial = serial();
     let server = echo_server();
     let p = Probe::default();
     let c = client(&p);
@@ -352,6 +360,7 @@ impl EventHandler for SelfDialer {
 
 #[test]
 fn dial_from_a_handler_on_its_own_loop() {
+    let _serial = serial();
     let upstream = echo_server();
     let d = SelfDialer::default();
     *d.upstream.lock().unwrap() = upstream.local_addr().as_tcp();

@@ -330,6 +330,9 @@ fn garbage_length_fields_close_without_panicking() {
             }
             let _ = bad.write_all(&garbage);
             assert_closed(&mut bad);
+            // The server lingers (reading and dropping) until this side closes
+            // too, or its linger timeout passes; on_close follows either.
+            drop(bad);
             assert!(
                 wait_until(Duration::from_secs(5), || echo.closes().len() == round + 1),
                 "round {round}: {:?}",

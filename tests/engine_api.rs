@@ -622,3 +622,98 @@ fn an_inherited_listener_is_served() {
     let e = engine_builder().listener(udp).start_with(Echo).unwrap_err();
     assert!(e.to_string().contains("not a stream socket"), "{e}");
 }
+
+/// `stop_accepting` retires an engine for a successor: its open connections
+/// are served on, the listening socket stays open (a client connecting
+/// meanwhile waits in its queue, refused by nobody), and another engine on the
+/// same socket — the successor — serves what comes next. On the acceptor
+/// thread (two loops) and in a loop (one).
+#[test]
+fn stop_accepting_leaves_the_socket_to_a_successor() {
+    for loops in [1, 2] {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let for_successor = std_listener.try_clone().unwrap();
+        let old = engine_builder()
+            .loops(loops)
+            .listener(std_listener)
+            .start_with(Echo)
+            .unwrap();
+        let mut open = connect(addr);
+        assert_eq!(round_trip(&mut open, b"before"), b"before");
+        let handle = old.handle();
+        assert!(handle.is_accepting());
+        assert!(handle.stop_accepting(), "loops {loops}");
+        assert!(!handle.is_accepting());
+        assert!(handle.stop_accepting(), "idempotent");
+        assert_eq!(round_trip(&mut open, b"served on"), b"served on");
+
+        let mut waiting = connect(addr);
+        waiting.write_all(b"queued").unwrap();
+        waiting
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            waiting.read(&mut buf).is_err(),
+            "loops {loops}: the retired engine accepted a new connection"
+        );
+        let new = engine_builder()
+            .loops(loops)
+            .listener(for_successor)
+            .start_with(Echo)
+            .unwrap();
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        waiting.read_exact(&mut buf[..6]).unwrap();
+        assert_eq!(&buf[..6], b"queued");
+        assert_eq!(handle.connection_count(), 1, "loops {loops}");
+        drop(open);
+        assert!(wait_until(Duration::from_secs(10), || handle
+            .connection_count()
+            == 0));
+        old.stop();
+        assert_eq!(round_trip(&mut waiting, b"after"), b"after");
+        new.stop();
+    }
+}
+
+/// Formats its answer straight into the connection with `write!` (io::Write on Writer).
+#[derive(Clone)]
+struct Formatter;
+
+impl EventHandler for Formatter {
+    type State = ();
+    fn on_traffic(&mut self, conn: &mut netloop::Conn<'_, ()>) -> Action {
+        let n = conn.buffered();
+        let ([a, b], mut w) = conn.split();
+        let total = a.len() + b.len();
+        let ok = write!(w, "{total} bytes: ").is_ok()
+            && w.write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)])
+                .is_ok_and(|k| k == total)
+            && w.write_all(b"\n").is_ok()
+            && w.flush().is_ok();
+        conn.discard(n);
+        if ok {
+            Action::None
+        } else {
+            Action::Close
+        }
+    }
+}
+
+#[test]
+fn writer_is_an_io_write() {
+    let engine = engine_builder()
+        .loops(1)
+        .listen("127.0.0.1:0")
+        .start_with(Formatter)
+        .unwrap();
+    let mut c = connect(engine.local_addr());
+    c.write_all(b"hello").unwrap();
+    let mut back = [0u8; 15];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"5 bytes: hello\n");
+    engine.stop();
+}

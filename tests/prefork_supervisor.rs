@@ -3,7 +3,8 @@
 //! lose nothing, a killed worker is replaced, SIGTERM drains, a failing new
 //! generation leaves the old one serving, an upgraded binary on disk takes
 //! over, a single process hands over to its successor, and socket activation
-//! by `systemd-socket-activate` works.
+//! by `systemd-socket-activate` works. The HTTP example (`--workers`) restarts
+//! under keep-alive load without an unanswered request.
 
 mod support;
 use support::*;
@@ -20,7 +21,7 @@ const SIGKILL: i32 = libc::SIGKILL;
 const LONG: Duration = Duration::from_secs(20);
 
 fn supervisor(args: &[&str]) -> Served {
-    let s = Served::start(example_binary("prefork_echo"), args);
+    let s = Served::example("prefork_echo", args);
     s.wait_line("supervisor pid", LONG)
         .unwrap_or_else(|| panic!("supervisor did not start: {:?}", s.lines()));
     s
@@ -66,7 +67,7 @@ fn echo_once(addr: SocketAddr, len: usize, seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Client threads running echo exchanges until stopped; counts successes and
+/// Client threads running exchanges until stopped; counts successes and
 /// records every failure.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -75,20 +76,31 @@ struct Load {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// One client's next exchange (it may keep a connection between calls).
+type Exchange = Box<dyn FnMut() -> Result<(), String> + Send>;
+
 impl Load {
+    /// Echo clients: a fresh connection per exchange, 1 B to 32 KiB verified.
     fn start(addr: SocketAddr, clients: usize) -> Load {
+        Load::with(clients, |c| {
+            let mut rng = Rng(0x9e37_79b9 + c as u64);
+            Box::new(move || echo_once(addr, 1 + rng.below(32 * 1024), rng.next()))
+        })
+    }
+
+    /// `clients` threads, each running the exchanges `client(i)` makes.
+    fn with(clients: usize, client: impl Fn(usize) -> Exchange) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..clients)
             .map(|c| {
                 let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                let mut exchange = client(c);
                 std::thread::spawn(move || {
-                    let mut rng = Rng(0x9e37_79b9 + c as u64);
                     let end = Instant::now() + Duration::from_secs(120); // hard bound
                     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-                        let len = 1 + rng.below(32 * 1024);
-                        match echo_once(addr, len, rng.next()) {
+                        match exchange() {
                             Ok(()) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
@@ -145,20 +157,97 @@ fn stop_clean(mut s: Served, every_pid: &[u32]) {
     }
 }
 
-fn restart_under_load(sharing: &str, seconds: u64) {
-    let s = supervisor(&[
-        "--addr",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-        "--sharing",
-        sharing,
-    ]);
+/// A keep-alive HTTP client: `GET /plaintext` on one connection, answered
+/// `Hello, World!`; a new connection after a response saying
+/// `Connection: close` (a retiring worker's).
+fn http_client(addr: SocketAddr) -> Exchange {
+    let mut conn: Option<TcpStream> = None;
+    Box::new(move || {
+        let s = match &mut conn {
+            Some(s) => s,
+            None => {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .map_err(|e| format!("connect: {e}"))?;
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                conn.insert(s)
+            }
+        };
+        let res = http_exchange(s);
+        if !matches!(res, Ok(true)) {
+            conn = None;
+        }
+        res.map(|_| ())
+    })
+}
+
+/// One request on `s`; whether the connection stays open.
+fn http_exchange(s: &mut TcpStream) -> Result<bool, String> {
+    s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return Err(format!("closed before a response ({} bytes)", buf.len())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return Err(format!("status: {head:?}"));
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no length: {head:?}"))?;
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("closed inside the body".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("read body: {e}")),
+        }
+    }
+    if &buf[head_end..] != b"Hello, World!" {
+        return Err(format!(
+            "body {:?}",
+            String::from_utf8_lossy(&buf[head_end..])
+        ));
+    }
+    Ok(!head.contains("connection: close"))
+}
+
+/// Runs `program --workers 2` under `clients` (given the address) for about
+/// `seconds`, with SIGHUP every 2 s: every exchange succeeds, each generation
+/// has new pids, the supervisor's descriptors stay put, nothing outlives it.
+fn restart_under_load(
+    program: &str,
+    sharing: &str,
+    seconds: u64,
+    clients: impl FnOnce(SocketAddr) -> Load,
+) {
+    let s = Served::example(
+        program,
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--sharing",
+            sharing,
+        ],
+    );
+    s.wait_line("supervisor pid", LONG)
+        .unwrap_or_else(|| panic!("supervisor did not start: {:?}", s.lines()));
     let addr = s.listening_addr();
     let mut pids = generation_serving(&s, 1, 2);
     let mut every_pid = pids.clone();
     let fds = fd_count_of(s.pid());
-    let load = Load::start(addr, 4);
+    let load = clients(addr);
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut generation = 1;
     while Instant::now() < end {
@@ -189,7 +278,7 @@ fn restart_under_load(sharing: &str, seconds: u64) {
         "supervisor descriptors grew across restarts"
     );
     eprintln!(
-        "{sharing}: {ok} echo exchanges, {} restarts, no failure",
+        "{program} {sharing}: {ok} exchanges, {} restarts, no failure",
         generation - 1
     );
     stop_clean(s, &every_pid);
@@ -197,12 +286,19 @@ fn restart_under_load(sharing: &str, seconds: u64) {
 
 #[test]
 fn restarts_under_load_lose_nothing_shared() {
-    restart_under_load("shared", 15);
+    restart_under_load("prefork_echo", "shared", 15, |a| Load::start(a, 4));
+}
+
+/// The HTTP example under keep-alive clients: a retiring worker answers with
+/// `Connection: close`, so clients move over between requests.
+#[test]
+fn http_restarts_under_load_answer_every_request() {
+    restart_under_load("http", "shared", 15, |a| Load::with(4, |_| http_client(a)));
 }
 
 #[test]
 fn restarts_under_load_lose_nothing_reuseport() {
-    restart_under_load("reuseport", 6);
+    restart_under_load("prefork_echo", "reuseport", 6, |a| Load::start(a, 4));
 }
 
 #[test]
@@ -325,7 +421,10 @@ fn new_generation_runs_the_binary_now_on_disk() {
 }
 
 fn supervisor_at(bin: &std::path::Path) -> Served {
-    let s = Served::start(bin, &["--addr", "127.0.0.1:0", "--workers", "2"]);
+    let args = ["--addr", "127.0.0.1:0", "--workers", "2"];
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args).args(backend_flag(&args));
+    let s = Served::spawn(cmd);
     s.wait_line("supervisor pid", LONG)
         .unwrap_or_else(|| panic!("supervisor did not start: {:?}", s.lines()));
     s
@@ -333,9 +432,9 @@ fn supervisor_at(bin: &std::path::Path) -> Served {
 
 #[test]
 fn single_process_hands_over_to_its_successor() {
-    let mut s = Served::start(
-        example_binary("prefork_echo"),
-        &["--addr", "127.0.0.1:0", "--handover", "--drain-ms", "3000"],
+    let mut s = Served::example(
+        "prefork_echo",
+        &["--addr", "127.0.0.1:0", "--drain-ms", "3000"],
     );
     let addr = s.listening_addr();
     s.wait_line("server pid", LONG).unwrap();
@@ -383,7 +482,8 @@ fn socket_activation_by_systemd_socket_activate() {
         let mut cmd = std::process::Command::new("systemd-socket-activate");
         cmd.args(["-l", &listen])
             .arg(&bin)
-            .args(["--workers", workers, "--addr", "127.0.0.1:1"]);
+            .args(["--workers", workers, "--addr", "127.0.0.1:1"])
+            .args(backend_flag(&[]));
         let mut s = Served::spawn(cmd);
         let addr: SocketAddr = listen.parse().unwrap();
         s.wait_line("Listening on", LONG)

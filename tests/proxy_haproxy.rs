@@ -1,7 +1,10 @@
 //! The PROXY protocol parser against a real HAProxy on loopback (`mode tcp`,
 //! `send-proxy` and `send-proxy-v2` with CRC32C and unique-id TLVs): the
 //! header HAProxy sends parses to the client's real address, and the bytes
-//! after it are the client's. Skips with a note when `haproxy` is missing.
+//! after it are the client's; and the `http` example behind HAProxy
+//! (`--proxy-protocol`) answers `/ip` with the client's address, while a
+//! connection without a header, or relayed from an untrusted source, is
+//! refused. Skips with a note when `haproxy` is missing.
 
 mod support;
 use support::*;
@@ -123,4 +126,107 @@ fn haproxy_send_proxy_v1_and_v2_parse_to_the_client_address() {
         drop(h);
         let _ = std::fs::remove_file(cfg);
     }
+}
+
+/// `GET path` on a fresh connection to `addr` with `Connection: close`; the
+/// body of a `200` answer, or `None` when the connection ends without a
+/// response (refused by the PROXY protocol policy).
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    // A refused connection ends (or is reset) without a byte.
+    let _ = s.read_to_end(&mut resp);
+    if resp.is_empty() {
+        return None;
+    }
+    let resp = String::from_utf8(resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    Some(resp.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+/// The `http` example with `--proxy-protocol <trusted>`; its address.
+fn http_server(trusted: &str, workers: &str) -> (Served, SocketAddr) {
+    let s = Served::example(
+        "http",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            workers,
+            "--proxy-protocol",
+            trusted,
+        ],
+    );
+    let addr = s.listening_addr();
+    assert!(
+        s.wait_line(" ready", Duration::from_secs(30)).is_some(),
+        "{:?}",
+        s.lines()
+    );
+    (s, addr)
+}
+
+#[test]
+fn http_example_behind_haproxy_sees_the_client_address() {
+    if !have_tool(
+        "haproxy",
+        "http_example_behind_haproxy_sees_the_client_address",
+    ) {
+        return;
+    }
+    // A single process and prefork workers (which inherit the policy).
+    for workers in ["0", "2"] {
+        let (server, addr) = http_server("127.0.0.1/32", workers);
+        for options in ["send-proxy", "send-proxy-v2"] {
+            let (h, frontend, cfg) = haproxy(addr, options);
+            for _ in 0..3 {
+                let mut s = TcpStream::connect(frontend).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let client = s.local_addr().unwrap();
+                s.write_all(b"GET /ip HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut resp = String::new();
+                s.read_to_string(&mut resp).unwrap();
+                let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.trim());
+                assert_eq!(
+                    body,
+                    Some(client.to_string().as_str()),
+                    "workers {workers}, {options}: {resp:?} {:?}",
+                    server.lines()
+                );
+            }
+            drop(h);
+            let _ = std::fs::remove_file(cfg);
+        }
+        // Straight from a trusted source but without a header: refused.
+        assert_eq!(http_get(addr, "/ip"), None, "{:?}", server.lines());
+    }
+}
+
+#[test]
+fn http_example_refuses_an_untrusted_proxy() {
+    if !have_tool("haproxy", "http_example_refuses_an_untrusted_proxy") {
+        return;
+    }
+    // Only 10.0.0.0/8 may send headers: HAProxy on loopback is not trusted,
+    // and neither is a direct client.
+    let (server, addr) = http_server("10.0.0.0/8", "0");
+    let (h, frontend, cfg) = haproxy(addr, "send-proxy-v2");
+    assert_eq!(http_get(frontend, "/ip"), None, "{:?}", server.lines());
+    assert_eq!(http_get(addr, "/plaintext"), None, "{:?}", server.lines());
+    drop(h);
+    let _ = std::fs::remove_file(cfg);
+    // The same server without the policy answers directly (the refusals above
+    // were the policy's).
+    let plain = Served::example("http", &["--addr", "127.0.0.1:0"]);
+    let plain_addr = plain.listening_addr();
+    assert_eq!(
+        http_get(plain_addr, "/plaintext").as_deref(),
+        Some("Hello, World!")
+    );
+    let ip = http_get(plain_addr, "/ip").unwrap();
+    assert!(ip.trim().starts_with("127.0.0.1:"), "{ip}");
 }

@@ -15,11 +15,10 @@
 # Every server runs single-threaded pinned to CPU 0, every load generator on CPU 1,
 # all on 127.0.0.1. Rounds are interleaved (each round runs every server once, in a
 # rotated order); tables report the median over rounds with the min-max spread.
-# netloop's cells need its examples to take --tls-cert/--tls-key (the engine's TLS
-# transport); until then they are reported as skipped.
 #
-# Usage: bench/scripts/bench-tls.sh [--quick] [--rounds N] [--idle-conns N] [--out FILE] [--no-build]
+# Usage: bench/scripts/bench-tls.sh [--quick] [--rounds N] [--secs N] [--idle-conns N] [--out FILE] [--no-build]
 #   --quick     2 rounds, 2 s per run, 2,000 idle connections (~2 minutes)
+#   smoke test: --quick --rounds 1 --secs 1 --idle-conns 200 --out /tmp/tls-smoke.md
 #   default     5 rounds, 10 s per run, 10,000 idle connections (~15 minutes)
 # Needs: cargo, taskset (util-linux), wrk (for the https cell). Environment:
 # BASE_PORT (default 18440) picks the ports used.
@@ -33,6 +32,7 @@ ROOT=$(pwd)
 QUICK=0
 ROUNDS=""
 IDLE=""
+SECS=""
 OUT="$ROOT/bench/results/BENCHMARKS-tls.md"
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -40,9 +40,10 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --idle-conns) IDLE="$2"; shift ;;
+        --secs) SECS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -52,6 +53,7 @@ if [ "$QUICK" = 1 ]; then
 else
     MODE=full; DUR=10; : "${ROUNDS:=5}"; : "${IDLE:=10000}"
 fi
+[ -n "$SECS" ] && DUR=$SECS
 BASE_PORT=${BASE_PORT:-18440}
 RUN_TIMEOUT=$((DUR + 60))
 

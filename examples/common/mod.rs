@@ -1,6 +1,8 @@
 //! Shared bits of the examples: the conventional flags and signal handling.
 #![allow(dead_code)]
 
+pub mod deploy;
+
 use netloop::{EngineHandle, LoadBalancer, Mode};
 
 /// Parses `--mode`.

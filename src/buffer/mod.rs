@@ -14,18 +14,23 @@
 //!   lists, up to a cap on retained bytes. Busy connections recycle memory
 //!   instead of calling the allocator on every read and write.
 //!
-//! * [`RingBuffer`] — the **inbound** buffer. Socket reads land directly in
-//!   its free space ([`RingBuffer::reserve_write`] / [`RingBuffer::commit`]),
-//!   and codecs look at the bytes through [`RingBuffer::as_slices`] or
+//! * [`RingBuffer`] — the **inbound** buffer. Reads land in the loop's shared
+//!   read buffer (or, under io_uring, in a buffer of the driver's provided ring);
+//!   the handler sees them there, and only what it leaves unconsumed is copied
+//!   into the connection's ring ([`RingBuffer::push`], or
+//!   [`RingBuffer::reserve_write`] / [`RingBuffer::commit`] for code that fills
+//!   it in place). Codecs look at the bytes through [`RingBuffer::as_slices`] or
 //!   [`RingBuffer::make_contiguous`] and consume whole frames. It grows by
 //!   doubling into a bigger pooled block when a large message arrives, and
 //!   **the moment it becomes empty its block goes back to the pool**: an idle
 //!   connection's ring is 24 bytes of bookkeeping and no heap memory.
 //!
 //! * [`LinkedBuffer`] — the **outbound** queue. Writes that the socket could
-//!   not accept immediately are queued as a list of pooled blocks (or owned
-//!   `Vec`s for large payloads, with no copy) and flushed with one `writev`
-//!   over [`LinkedBuffer::io_slices`]. Since it never needs one contiguous
+//!   not accept immediately (under io_uring: every write, until its send
+//!   completes) are queued as a list of pooled blocks (or shared `Bytes` for
+//!   large payloads, with no copy) and flushed with one `writev` (or one
+//!   `sendmsg` operation) over [`LinkedBuffer::io_slices`]. Blocks never move
+//!   while queued, so a send in flight may point into them. Since it never needs one contiguous
 //!   region, a multi-megabyte backlog never triggers a big `realloc` + copy;
 //!   sent blocks return to the pool one by one, and an empty queue holds no
 //!   heap memory (it is a single null pointer).

@@ -81,7 +81,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Codec, CodecError, CodecSpec, Encoder};
 use crate::{Action, CloseReason, Conn, ConnHandle, ConnId, EventHandler, LoopInfo, Writer};
@@ -159,6 +159,26 @@ pub trait FrameHandler: 'static {
     /// A decode error arrives as [`CloseReason::Protocol`].
     fn on_close(&mut self, _conn: &mut FrameConn<'_, '_, Self::State>, _reason: &CloseReason) {}
 
+    /// The connection's outbound queue crossed a water mark, as
+    /// [`EventHandler::on_writable_changed`]: stop producing (or
+    /// [`pause_read`](FrameConn::pause_read)) while unwritable.
+    fn on_writable_changed(&mut self, _conn: &mut FrameConn<'_, '_, Self::State>, _writable: bool) {
+    }
+
+    /// The timer set with [`FrameConn::set_timer`] expired, as
+    /// [`EventHandler::on_timer`].
+    fn on_timer(&mut self, _conn: &mut FrameConn<'_, '_, Self::State>) -> Action {
+        Action::None
+    }
+
+    /// The peer half-closed and
+    /// [`Options::allow_half_closure`](crate::Options::allow_half_closure) is on, as
+    /// [`EventHandler::on_read_closed`]. Every complete frame that arrived before
+    /// the end has been delivered. Default: close once what is queued is sent.
+    fn on_read_closed(&mut self, _conn: &mut FrameConn<'_, '_, Self::State>) -> Action {
+        Action::Close
+    }
+
     /// Periodic callback when [`Options::ticker`](crate::Options::ticker) is on, as
     /// [`EventHandler::on_tick`].
     fn on_tick(&mut self, _info: &LoopInfo<'_>) -> (Duration, Action) {
@@ -200,15 +220,66 @@ pub struct FrameConn<'a, 'w, S> {
     handle: &'a ConnHandle,
     id: ConnId,
     loop_index: usize,
-    close: bool,
+    /// (low, high, marked unwritable) when the callback began.
+    gauge: (usize, usize, bool),
+    req: Requests,
     write_failed: bool,
+}
+
+/// What a frame callback asked of the connection besides writing. The connection
+/// is split while the callback runs (its inbound bytes are lent as the frame), so
+/// these are applied when the callback returns — which is also when the same calls
+/// on [`Conn`] take effect.
+#[derive(Clone, Copy, Debug, Default)]
+struct Requests {
+    close: bool,
+    read_paused: Option<bool>,
+    timer: Option<Option<Instant>>,
+    deadline: Option<Option<Instant>>,
+    idle_timeout: Option<Option<Duration>>,
+    read_timeout: Option<Option<Duration>>,
+    write_timeout: Option<Option<Duration>>,
+}
+
+impl Requests {
+    /// Applies the requests to `conn`; true if reading was resumed.
+    fn apply<S>(self, conn: &mut Conn<'_, S>) -> bool {
+        if let Some(t) = self.idle_timeout {
+            conn.set_idle_timeout(t);
+        }
+        if let Some(t) = self.read_timeout {
+            conn.set_read_timeout(t);
+        }
+        if let Some(t) = self.write_timeout {
+            conn.set_write_timeout(t);
+        }
+        if let Some(d) = self.deadline {
+            conn.set_deadline(d);
+        }
+        if let Some(t) = self.timer {
+            conn.set_timer(t);
+        }
+        let mut resumed = false;
+        match self.read_paused {
+            Some(true) => conn.pause_read(),
+            Some(false) if conn.is_read_paused() => {
+                conn.resume_read();
+                resumed = true;
+            }
+            _ => {}
+        }
+        if self.close {
+            conn.close();
+        }
+        resumed
+    }
 }
 
 impl<S> std::fmt::Debug for FrameConn<'_, '_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameConn")
             .field("id", &self.id)
-            .field("closing", &self.close)
+            .field("closing", &self.req.close)
             .finish_non_exhaustive()
     }
 }
@@ -219,17 +290,20 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
         encoder: &'a dyn Encoder,
         state: &'a mut S,
         handle: &'a ConnHandle,
-        id: ConnId,
-        loop_index: usize,
+        meta: Meta,
     ) -> Self {
         FrameConn {
             writer,
             encoder,
             state,
             handle,
-            id,
-            loop_index,
-            close: false,
+            id: meta.id,
+            loop_index: meta.loop_index,
+            gauge: meta.gauge,
+            req: Requests {
+                read_paused: meta.paused.then_some(true),
+                ..Requests::default()
+            },
             write_failed: false,
         }
     }
@@ -316,12 +390,90 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
     /// # }
     /// ```
     pub fn close(&mut self) {
-        self.close = true;
+        self.req.close = true;
     }
 
     /// Whether [`close`](Self::close) was called in this callback.
     pub fn is_closing(&self) -> bool {
-        self.close
+        self.req.close
+    }
+
+    // ----- flow control, as on `Conn` -----
+
+    /// Is the connection writable: is its outbound queue within the water marks
+    /// (as [`Conn::is_writable`], counting what this callback wrote)?
+    pub fn is_writable(&self) -> bool {
+        let (low, high, unwritable) = self.gauge;
+        self.writer.outbound_len() <= if unwritable { low } else { high }
+    }
+
+    /// This connection's (low, high) outbound water marks.
+    pub fn write_water_marks(&self) -> (usize, usize) {
+        (self.gauge.0, self.gauge.1)
+    }
+
+    /// Stops reading (as [`Conn::pause_read`]): no further frame is delivered —
+    /// not even one already buffered — until [`resume_read`](Self::resume_read),
+    /// typically from [`FrameHandler::on_writable_changed`]. Frames that arrived
+    /// meanwhile are delivered right after the resume.
+    ///
+    /// ```no_run
+    /// # use netloop::codec::FrameConn;
+    /// # fn f(conn: &mut FrameConn<'_, '_, ()>) {
+    /// if !conn.is_writable() {
+    ///     conn.pause_read(); // the peer is not reading our replies: stop taking requests
+    /// }
+    /// # }
+    /// ```
+    pub fn pause_read(&mut self) {
+        self.req.read_paused = Some(true);
+    }
+
+    /// Resumes reading after [`pause_read`](Self::pause_read).
+    pub fn resume_read(&mut self) {
+        self.req.read_paused = Some(false);
+    }
+
+    /// Is reading paused (as it will be once this callback returns)?
+    pub fn is_read_paused(&self) -> bool {
+        self.req.read_paused == Some(true)
+    }
+
+    // ----- timeouts and the timer, as on `Conn` -----
+
+    /// Sets the idle timeout (`None`: off), as [`Conn::set_idle_timeout`].
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.req.idle_timeout = Some(timeout);
+    }
+
+    /// Sets the read timeout (`None`: off), as [`Conn::set_read_timeout`].
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.req.read_timeout = Some(timeout);
+    }
+
+    /// Sets the write (stall) timeout (`None`: off), as [`Conn::set_write_timeout`].
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.req.write_timeout = Some(timeout);
+    }
+
+    /// Sets an absolute deadline (`None`: clears it), as [`Conn::set_deadline`].
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.req.deadline = Some(deadline);
+    }
+
+    /// Sets the connection's timer (`None`: clears it): at that instant
+    /// [`FrameHandler::on_timer`] runs, as with [`Conn::set_timer`].
+    ///
+    /// ```no_run
+    /// # use netloop::codec::FrameConn;
+    /// # use std::time::{Duration, Instant};
+    /// # fn f(conn: &mut FrameConn<'_, '_, ()>) {
+    /// // Ask a quiet client whether it is still there in 30 s.
+    /// conn.set_timer(Some(Instant::now() + Duration::from_secs(30)));
+    /// # }
+    /// ```
+    pub fn set_timer(&mut self, at: Option<Instant>) {
+        self.req.timer = Some(at);
     }
 
     /// The per-connection state.
@@ -362,6 +514,23 @@ impl<'a, 'w, S> FrameConn<'a, 'w, S> {
     /// back-pressure.
     pub fn outbound_len(&self) -> usize {
         self.writer.outbound_len()
+    }
+
+    /// The client's address (as [`Conn::peer_addr`]): from the PROXY protocol
+    /// header on a listener that takes one, else the socket's peer.
+    pub fn peer_addr(&self) -> io::Result<crate::Addr> {
+        self.writer.peer_addr()
+    }
+
+    /// The socket's own peer (as [`Conn::socket_peer_addr`]; behind a load
+    /// balancer, the balancer).
+    pub fn socket_peer_addr(&self) -> io::Result<crate::Addr> {
+        crate::conn::to_addr(self.writer.socket().peer_addr()?)
+    }
+
+    /// The PROXY protocol header the balancer sent (as [`Conn::proxy_header`]).
+    pub fn proxy_header(&self) -> Option<&crate::protocol::proxy::ProxyHeader> {
+        self.writer.proxy_header()
     }
 }
 
@@ -572,6 +741,56 @@ fn merge(a: Action, b: Action) -> Action {
     }
 }
 
+/// What a [`FrameConn`] knows of its connection when a callback begins.
+#[derive(Clone, Copy)]
+struct Meta {
+    id: ConnId,
+    loop_index: usize,
+    gauge: (usize, usize, bool),
+    paused: bool,
+}
+
+impl Meta {
+    fn of<S>(conn: &Conn<'_, S>) -> Meta {
+        Meta {
+            id: conn.id(),
+            loop_index: conn.loop_index(),
+            gauge: conn.write_gauge(),
+            paused: conn.is_read_paused(),
+        }
+    }
+}
+
+impl<C: Codec, F: FrameHandler> Framed<C, F> {
+    /// Runs `f` (a callback other than `on_frame`) with the connection as a
+    /// [`FrameConn`], then applies what it asked for. `None` if the connection's
+    /// per-connection part is gone (its `on_open` did not complete).
+    fn call<R>(
+        &mut self,
+        conn: &mut Conn<'_, FramedState<C, F::State>>,
+        f: impl FnOnce(&mut F, &mut FrameConn<'_, '_, F::State>) -> R,
+    ) -> Option<R> {
+        let pc = conn.state_mut().conn.take()?;
+        let meta = Meta::of(conn);
+        let Framed {
+            handler, parked, ..
+        } = self;
+        let pc = &mut parked.insert((meta.id, pc)).1;
+        let (_, mut writer) = conn.split();
+        let mut fc = FrameConn::new(&mut writer, &pc.codec, &mut pc.user, &pc.handle, meta);
+        let out = f(handler, &mut fc);
+        let req = fc.req;
+        let handle = pc.handle.clone();
+        conn.state_mut().conn = parked.take().map(|(_, pc)| pc);
+        if req.apply(conn) && conn.buffered() > 0 {
+            // Frames that arrived while reading was paused: delivered by an
+            // `on_traffic` of their own, as soon as this callback has returned.
+            let _ = handle.wake();
+        }
+        Some(out)
+    }
+}
+
 impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
     type State = FramedState<C, F::State>;
 
@@ -580,36 +799,21 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        let (id, loop_index) = (conn.id(), conn.loop_index());
-        let pc = PerConn {
+        conn.state_mut().conn = Some(PerConn {
             codec: (self.new_codec)(),
             user: F::State::default(),
             handle: conn.handle(),
             error: None,
-        };
-        let Framed {
-            handler, parked, ..
-        } = self;
-        let pc = &mut parked.insert((id, pc)).1;
-        let (_, mut writer) = conn.split();
-        let mut fc = FrameConn::new(
-            &mut writer,
-            &pc.codec,
-            &mut pc.user,
-            &pc.handle,
-            id,
-            loop_index,
-        );
-        let action = handler.on_open(&mut fc);
-        let close = fc.close;
-        conn.state_mut().conn = parked.take().map(|(_, pc)| pc);
-        if close {
-            conn.close();
-        }
-        action
+        });
+        self.call(conn, |h, fc| h.on_open(fc))
+            .unwrap_or(Action::Close)
     }
 
     fn on_traffic(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        if conn.is_read_paused() {
+            // Paused by the frame handler: frames wait in the buffer.
+            return Action::None;
+        }
         let Some(pc) = conn.state_mut().conn.take() else {
             // on_open did not complete; the engine is closing this connection.
             return Action::Close;
@@ -618,17 +822,17 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
             conn.state_mut().conn = Some(pc);
             return Action::Close;
         }
-        let (id, loop_index) = (conn.id(), conn.loop_index());
+        let meta = Meta::of(conn);
         let Framed {
             handler, parked, ..
         } = self;
-        let pc = &mut parked.insert((id, pc)).1;
+        let pc = &mut parked.insert((meta.id, pc)).1;
 
         conn.peek_all(); // contiguous from here on (a no-op unless the ring wraps)
         let ([inbound, _], mut writer) = conn.split();
         let mut offset = 0;
         let mut action = Action::None;
-        let mut close = false;
+        let mut req = Requests::default();
         let mut error = None;
         while offset < inbound.len() {
             let rest = &inbound[offset..];
@@ -636,17 +840,16 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
                 Ok(Some(d)) => {
                     offset += d.consumed;
                     let frame = &rest[d.payload];
-                    let mut fc = FrameConn::new(
-                        &mut writer,
-                        &pc.codec,
-                        &mut pc.user,
-                        &pc.handle,
-                        id,
-                        loop_index,
-                    );
+                    let mut fc =
+                        FrameConn::new(&mut writer, &pc.codec, &mut pc.user, &pc.handle, meta);
+                    fc.req = req;
                     action = merge(action, handler.on_frame(&mut fc, frame));
-                    close = fc.close;
-                    if close || fc.write_failed || action != Action::None {
+                    req = fc.req;
+                    if req.close
+                        || fc.write_failed
+                        || action != Action::None
+                        || req.read_paused == Some(true)
+                    {
                         break;
                     }
                 }
@@ -662,40 +865,46 @@ impl<C: Codec, F: FrameHandler> EventHandler for Framed<C, F> {
         if let Some(e) = error {
             // No more frames are delivered; the engine closes once the queue drains
             // and reports CloseReason::Protocol to on_close.
-            tracing::warn!(conn = %id, loop_index, error = %e, "undecodable frame; closing the connection");
+            tracing::warn!(conn = %meta.id, loop_index = meta.loop_index, error = %e, "undecodable frame; closing the connection");
             let msg = e.to_string();
             pc.error = Some(msg.clone().into_boxed_str());
             rejected = Some(msg);
         }
         conn.state_mut().conn = parked.take().map(|(_, pc)| pc);
+        req.apply(conn);
         if let Some(msg) = rejected {
             conn.close_with(CloseReason::Protocol(msg));
-        } else if close {
-            conn.close();
         }
         action
     }
 
+    fn on_writable_changed(&mut self, conn: &mut Conn<'_, Self::State>, writable: bool) {
+        self.call(conn, |h, fc| h.on_writable_changed(fc, writable));
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        self.call(conn, |h, fc| h.on_timer(fc))
+            .unwrap_or(Action::None)
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        self.call(conn, |h, fc| h.on_read_closed(fc))
+            .unwrap_or(Action::Close)
+    }
+
     fn on_close(&mut self, conn: &mut Conn<'_, Self::State>, reason: &CloseReason) {
-        let (id, loop_index) = (conn.id(), conn.loop_index());
+        let meta = Meta::of(conn);
         let from_slot = conn.state_mut().conn.take();
         // After a panic in on_open/on_traffic the state is still parked here.
         let parked = match self.parked.take() {
-            Some((pid, pc)) if pid == id => Some(pc),
+            Some((pid, pc)) if pid == meta.id => Some(pc),
             _ => None,
         };
         let Some(mut pc) = from_slot.or(parked) else {
             return; // the codec factory panicked: the frame handler never saw this connection
         };
         let (_, mut writer) = conn.split();
-        let mut fc = FrameConn::new(
-            &mut writer,
-            &pc.codec,
-            &mut pc.user,
-            &pc.handle,
-            id,
-            loop_index,
-        );
+        let mut fc = FrameConn::new(&mut writer, &pc.codec, &mut pc.user, &pc.handle, meta);
         self.handler.on_close(&mut fc, reason);
     }
 

@@ -27,7 +27,7 @@ use crate::buffer::RingBuffer;
 use crate::transport::Layers;
 use flow::ConnConfig;
 use std::io;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The unconsumed inbound bytes: fresh bytes in the loop's read buffer, or the
@@ -329,6 +329,14 @@ impl<'a, S> Conn<'a, S> {
         self.inner.water_marks(&self.io.flow)
     }
 
+    /// What [`is_writable`](Conn::is_writable) decides from, for adapters that
+    /// split the connection: the (low, high) water marks and whether the
+    /// connection is marked unwritable (which mark applies).
+    pub(crate) fn write_gauge(&self) -> (usize, usize, bool) {
+        let (low, high) = self.inner.water_marks(&self.io.flow);
+        (low, high, self.inner.is(flag::UNWRITABLE))
+    }
+
     /// Stops reading from the socket (its read interest is dropped once the
     /// callback returns, so the loop does not spin on the unread bytes) until
     /// [`resume_read`](Conn::resume_read). Bytes already buffered stay buffered.
@@ -455,13 +463,17 @@ impl<'a, S> Conn<'a, S> {
         self.io.shared.index
     }
 
-    /// The raw socket descriptor (for options netloop does not wrap; do not close it).
+    /// The raw socket descriptor (for options netloop does not wrap; do not close it,
+    /// and do not read or write it: on the io_uring backend it is in blocking mode,
+    /// which io_uring needs to wait for room and bytes itself).
     pub fn fd(&self) -> RawFd {
         self.inner.raw_fd()
     }
 
     /// The socket, for options through `socket2` (`set_nodelay`, `set_keepalive`,
-    /// `set_linger`, `set_send_buffer_size`, …).
+    /// `set_linger`, `set_send_buffer_size`, …). `socket2` is a deliberate public
+    /// dependency here (and only here): it is the ecosystem's socket-options crate,
+    /// and wrapping each option would add nothing.
     pub fn socket(&self) -> socket2::SockRef<'_> {
         socket2::SockRef::from(&self.inner.fd)
     }
@@ -475,10 +487,7 @@ impl<'a, S> Conn<'a, S> {
     /// protocol header from a load balancer), or else the socket's peer (asked of
     /// the kernel, not stored: idle connections stay small).
     pub fn peer_addr(&self) -> io::Result<Addr> {
-        if let Some(a) = self.layers().and_then(|l| l.peer_addr()) {
-            return Ok(a);
-        }
-        self.socket_peer_addr()
+        peer_addr_of(self.inner.fd.as_fd(), self.layers())
     }
 
     /// The socket's own peer address, whatever a transport layer says (behind a
@@ -487,16 +496,33 @@ impl<'a, S> Conn<'a, S> {
         to_addr(self.socket().peer_addr()?)
     }
 
+    /// The PROXY protocol header the load balancer sent ahead of the client's
+    /// bytes: the original destination, the TLVs (ALPN, authority, TLS details,
+    /// unique id). `None` unless the listener takes the PROXY protocol
+    /// ([`ListenConfig::proxy_protocol`](crate::ListenConfig::proxy_protocol))
+    /// and this connection came from a trusted proxy.
+    pub fn proxy_header(&self) -> Option<&crate::protocol::proxy::ProxyHeader> {
+        self.layer::<crate::transport::ProxyLayer>()?.header()
+    }
+
     /// The connection's transport layers, if its listener has any.
     fn layers(&self) -> Option<&Layers> {
         self.inner.cold.as_ref().and_then(|c| c.layers.as_deref())
     }
 
     /// The connection's transport layer of type `T`, for its accessors.
-    #[allow(dead_code)] // public accessors of the first layers (TLS, PROXY) build on this
     pub(crate) fn layer<T: 'static>(&self) -> Option<&T> {
         self.layers().and_then(|l| l.get::<T>())
     }
+}
+
+/// The client's address as a transport layer learned it, else the socket's
+/// peer (for [`Conn::peer_addr`] and the framed adapter's equivalent).
+pub(crate) fn peer_addr_of(fd: BorrowedFd<'_>, layers: Option<&Layers>) -> io::Result<Addr> {
+    if let Some(a) = layers.and_then(|l| l.peer_addr()) {
+        return Ok(a);
+    }
+    to_addr(socket2::SockRef::from(&fd).peer_addr()?)
 }
 
 /// Converts a socket2 address into an [`Addr`].

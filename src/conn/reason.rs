@@ -2,7 +2,7 @@
 
 use std::io;
 
-/// Why a connection closed; given to [`EventHandler::on_close`].
+/// Why a connection closed; given to [`EventHandler::on_close`](crate::EventHandler::on_close).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CloseReason {
@@ -13,7 +13,7 @@ pub enum CloseReason {
     Reset,
     /// A socket error other than a reset.
     Io(io::Error),
-    /// The handler asked for it ([`Action::Close`] or [`Conn::close`]).
+    /// The handler asked for it ([`Action::Close`](crate::Action::Close) or [`Conn::close`](crate::Conn::close)).
     Local,
     /// A [`ConnHandle::close`](crate::ConnHandle::close) from another thread.
     Handle,
@@ -43,7 +43,7 @@ pub enum TimeoutKind {
     /// Bytes were queued outbound and the kernel took none of them for the write
     /// timeout (the peer stopped reading).
     Write,
-    /// The deadline set with [`Conn::set_deadline`] passed.
+    /// The deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
     Deadline,
 }
 

@@ -168,7 +168,7 @@ pub(super) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, Error::ConnectionClosed)
 }
 
-/// The writing half of a [`Conn`] split with [`Conn::split`]: writes while the
+/// The writing half of a [`Conn`](crate::Conn) split with [`Conn::split`](crate::Conn::split): writes while the
 /// inbound bytes stay borrowed (echoing or forwarding them without a copy).
 pub struct Writer<'c> {
     pub(super) fd: BorrowedFd<'c>,
@@ -198,13 +198,50 @@ impl std::fmt::Debug for Writer<'_> {
     }
 }
 
+/// `std::io::Write`, for code that formats into a writer (`write!`, serializers).
+/// Every call takes all of `buf` (what the socket refuses is queued, as with
+/// [`Writer::write`]); `flush` is a no-op: the loop sends what is queued.
+///
+/// ```no_run
+/// # use netloop::Conn;
+/// use std::io::Write;
+/// # fn f(conn: &mut Conn<'_, ()>) -> std::io::Result<()> {
+/// let (_, mut w) = conn.split();
+/// write!(w, "{} bytes buffered\r\n", 42)?;
+/// # Ok(()) }
+/// ```
+impl io::Write for Writer<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Writer::write(self, buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Writer::write(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // At most 64 buffers per call, as `writev` gathers (no allocation).
+        let mut slices: [&[u8]; 64] = [&[]; 64];
+        let n = bufs.len().min(slices.len());
+        for (s, b) in slices.iter_mut().zip(bufs) {
+            *s = b;
+        }
+        let slices = &slices[..n];
+        Writer::writev(self, slices).map(|()| slices.iter().map(|s| s.len()).sum())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Writer<'_> {
-    /// Same as [`Conn::write`].
+    /// Same as [`Conn::write`](crate::Conn::write).
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writev(&[data])
     }
 
-    /// Same as [`Conn::writev`] (at most 64 buffers per call are gathered).
+    /// Same as [`Conn::writev`](crate::Conn::writev) (at most 64 buffers per call are gathered).
     #[inline]
     pub fn writev(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         send_or_queue(self.fd, self.outbound, self.cold, self.io, self.mode, bufs)
@@ -213,6 +250,28 @@ impl Writer<'_> {
     /// Bytes queued for sending.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
+    }
+
+    /// The connection's peer: a transport layer's view (a PROXY header) first
+    /// (for adapters that hold only the writer, such as the framed one).
+    pub(crate) fn peer_addr(&self) -> io::Result<crate::Addr> {
+        super::peer_addr_of(self.fd, self.layers())
+    }
+
+    /// The connection's socket.
+    pub(crate) fn socket(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.fd)
+    }
+
+    /// The PROXY protocol header, if the connection's listener takes one.
+    pub(crate) fn proxy_header(&self) -> Option<&crate::protocol::proxy::ProxyHeader> {
+        self.layers()?
+            .get::<crate::transport::ProxyLayer>()?
+            .header()
+    }
+
+    fn layers(&self) -> Option<&crate::transport::Layers> {
+        self.cold.as_deref().and_then(|c| c.layers.as_deref())
     }
 }
 

@@ -289,6 +289,14 @@ pub(crate) trait Driver: Sized + 'static {
     /// Stops watching `fd`, registered under `token` (a completion driver cancels
     /// what it armed). Closing a connection goes through [`release`](Driver::release).
     fn delete(&mut self, fd: RawFd, token: u64) -> io::Result<()>;
+    /// Stops accepting on listening socket `fd` for good (the engine retiring,
+    /// see `EngineHandle::stop_accepting`). Unlike [`delete`](Driver::delete),
+    /// a completion driver still delivers the sockets its accept took before
+    /// the cancellation landed — they were accepted, so dropping them would
+    /// reset a client that another process would otherwise have served.
+    fn unlisten(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.delete(fd, token)
+    }
     /// Waits for events (`None` = until one arrives), at most [`capacity`] at a
     /// time; a completion driver submits what the round queued in the same call.
     ///

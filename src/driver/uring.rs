@@ -69,6 +69,10 @@ struct Reg {
     kind: Kind,
     /// An operation is in flight for it.
     armed: bool,
+    /// A listener that stopped accepting for good (`unlisten`): never re-armed;
+    /// what its cancelled accept still delivers goes to the loop, and its final
+    /// completion removes it.
+    retired: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,7 +160,7 @@ impl Uring {
         let Some(reg) = self.regs.get_mut(&token) else {
             return Ok(());
         };
-        if reg.armed {
+        if reg.armed || reg.retired {
             return Ok(());
         }
         let ud = user_data(token, reg.kind.op());
@@ -176,6 +180,7 @@ impl Uring {
                 fd,
                 kind,
                 armed: false,
+                retired: false,
             },
         );
         self.arm(token).inspect_err(|_| {
@@ -191,7 +196,7 @@ impl Uring {
         let ended: Vec<u64> = self
             .regs
             .iter()
-            .filter(|(_, r)| !r.armed && r.kind != Kind::PollOut)
+            .filter(|(_, r)| !r.armed && !r.retired && r.kind != Kind::PollOut)
             .map(|(t, _)| *t)
             .collect();
         for t in ended {
@@ -211,6 +216,14 @@ impl Uring {
         if kind == op::ACCEPT || kind == op::POLL {
             let token = c.user_data & !OP_MASK;
             match self.regs.get_mut(&token) {
+                // A retired listener: accepted sockets go on to the loop, the
+                // rest (the cancellation's -ECANCELED) is its end.
+                Some(r) if r.retired => {
+                    if !c.more() {
+                        self.regs.remove(&token);
+                    }
+                    return c.res >= 0;
+                }
                 Some(r) if !c.more() => {
                     r.armed = false;
                     self.ended = true;
@@ -279,6 +292,20 @@ impl Driver for Uring {
             }
         }
         Ok(())
+    }
+
+    fn unlisten(&mut self, _fd: RawFd, token: u64) -> io::Result<()> {
+        match self.regs.get_mut(&token) {
+            Some(reg) if reg.armed && !reg.retired => {
+                reg.retired = true;
+                self.ring.cancel(user_data(token, reg.kind.op()), IGNORED)
+            }
+            Some(_) => {
+                self.regs.remove(&token);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {

@@ -15,6 +15,7 @@ use crate::engine::task_queue::Task;
 use crate::engine::EngineHandle;
 use crate::options::Options;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,10 +55,22 @@ pub(crate) fn run(
     loop {
         if std::mem::take(&mut woken) || shared.queue.is_notified() {
             shared.queue.take(&mut tasks, usize::MAX);
-            if tasks
-                .drain(..)
-                .any(|t| matches!(t, Task::Stop | Task::StopNow))
-            {
+            let mut stop = false;
+            for task in tasks.drain(..) {
+                match task {
+                    Task::Stop | Task::StopNow => stop = true,
+                    Task::StopAccepting(_done) => {
+                        // What the listeners queued is handed out; then none is left.
+                        for mut l in std::mem::take(&mut listeners) {
+                            for (fd, peer) in l.close_and_sweep(&mut poller) {
+                                hand_off(&l, fd, peer, &loops, &mut balancer, &opts, &engine);
+                            }
+                        }
+                    }
+                    other => other.fail(|| crate::Error::EngineStopped),
+                }
+            }
+            if stop {
                 break;
             }
         }
@@ -77,32 +90,49 @@ pub(crate) fn run(
                 woken = true;
                 continue;
             }
-            let l = &mut listeners[(LISTENER_TOKEN - token) as usize];
+            let Some(l) = listeners.get_mut((LISTENER_TOKEN - token) as usize) else {
+                continue; // a listener closed by `StopAccepting` in this round
+            };
             while let Accepted::Conn(fd, peer) = l.accept(&mut poller) {
-                if let Some(max) = opts.max_connections.filter(|&m| m > 0) {
-                    if engine.connection_count() >= max {
-                        // Over the limit: accepted and closed at once (see Options).
-                        drop(fd);
-                        engine.note_rejected();
-                        continue;
-                    }
-                }
-                let is_tcp = l.sock.is_tcp();
-                listener::configure(&fd, is_tcp, &opts);
-                let target = &loops[balancer.pick(&loops, &peer)];
-                target.connections.fetch_add(1, Ordering::Relaxed);
-                let layered = l.sock.layered(peer);
-                if let Err(task) = target.queue.push(Task::Adopt { fd, layered }, false) {
-                    // The sub-loop has stopped: the engine is going down.
-                    drop(task);
-                    target.connections.fetch_sub(1, Ordering::Relaxed);
-                }
+                hand_off(l, fd, peer, &loops, &mut balancer, &opts, &engine);
             }
         }
     }
     for l in &mut listeners {
         l.deregister(&mut poller);
     }
-    shared.queue.close();
+    for task in shared.queue.close() {
+        task.fail(|| crate::Error::EngineStopped);
+    }
     Ok(())
+}
+
+/// Hands a connection `l` accepted to the sub-loop the balancer picks (or
+/// closes it at once over the connection limit).
+fn hand_off(
+    l: &Listener,
+    fd: OwnedFd,
+    peer: socket2::SockAddr,
+    loops: &[Arc<LoopShared>],
+    balancer: &mut Balancer,
+    opts: &Options,
+    engine: &EngineHandle,
+) {
+    if let Some(max) = opts.max_connections.filter(|&m| m > 0) {
+        if engine.connection_count() >= max {
+            // Over the limit: accepted and closed at once (see Options).
+            drop(fd);
+            engine.note_rejected();
+            return;
+        }
+    }
+    listener::configure(&fd, l.sock.is_tcp(), opts);
+    let target = &loops[balancer.pick(loops, &peer)];
+    target.connections.fetch_add(1, Ordering::Relaxed);
+    let layered = l.sock.layered(peer);
+    if let Err(task) = target.queue.push(Task::Adopt { fd, layered }, false) {
+        // The sub-loop has stopped: the engine is going down.
+        drop(task);
+        target.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -377,6 +377,7 @@ where
             loops: loops.clone(),
             acceptor: acceptor.clone(),
             stopping: AtomicBool::new(false),
+            closing: std::sync::OnceLock::new(),
             stop_requests: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
             running: Arc::default(),

@@ -460,7 +460,7 @@ impl EngineHandle {
     /// `cb` is called exactly once: with the connection's [`ConnHandle`] after
     /// `on_open` ran, or with the error ([`Error::Connect`] for refused/unreachable,
     /// [`Error::ConnectTimeout`], [`Error::EngineStopped`], an address error).
-    /// See the [module docs](crate::engine::dialer) for the steps.
+    /// See [`DialOptions`] for what a dial can be given.
     pub fn dial(
         &self,
         addr: impl ToAddr,

@@ -328,6 +328,38 @@ impl Listener {
         }
     }
 
+    /// Stops accepting for good: takes the listener out of the poller, then
+    /// accepts what the kernel already queued on it and returns those
+    /// connections (to be served). The sweep matters when other pollers — other
+    /// processes — wait on the same socket with `EPOLLEXCLUSIVE`: the wake-up
+    /// for a queued connection may have gone to this poller alone, and nobody
+    /// else would be woken for it until the next connection arrives.
+    pub(crate) fn close_and_sweep(&mut self, poller: &mut impl Driver) -> Vec<(OwnedFd, SockAddr)> {
+        /// Bound on the sweep (a listen backlog is rarely longer).
+        const MAX_SWEPT: usize = 4096;
+        if self.paused_until.is_none() {
+            if let Err(e) = poller.unlisten(self.raw_fd(), self.token) {
+                tracing::error!(error = %e, "could not stop listening");
+            }
+        }
+        self.paused_until = Some(crate::engine::timer::later(Instant::now(), Duration::MAX));
+        // A completion driver's cancellation takes effect now, before the sweep
+        // (what its accept took meanwhile still comes, see `Driver::unlisten`).
+        if let Err(e) = poller.submit() {
+            tracing::error!(error = %e, "could not submit the end of accepting");
+        }
+        let mut swept = Vec::new();
+        while swept.len() < MAX_SWEPT {
+            match sys::accept(self.raw_fd()) {
+                Ok(conn) => swept.push(conn),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                Err(_) => break, // WouldBlock: the queue is empty (or accepting fails: give up)
+            }
+        }
+        swept
+    }
+
     /// Removes the listener from the poller for good.
     pub(crate) fn deregister(&mut self, poller: &mut impl Driver) {
         if self.paused_until.is_none() {

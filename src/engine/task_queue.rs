@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A listener's transport layers and an accepted connection's peer, carried with
 /// the connection from the main reactor to its loop (which instantiates them).
@@ -62,6 +62,9 @@ pub(crate) enum Task {
         /// For a listener with transport layers: its layers and the peer's address.
         layered: Option<Box<Layered>>,
     },
+    /// Stop accepting (listeners out, what they queued accepted and served);
+    /// connections carry on. The token counts down when the task is done with.
+    StopAccepting(Countdown),
     /// Stop the loop gracefully: stop accepting, let connections drain.
     Stop,
     /// Finish connecting (or adopt) an outgoing connection and serve it.
@@ -79,6 +82,57 @@ impl Task {
             }
             Task::Connect(dial) => dial.fail(err()),
             _ => {}
+        }
+    }
+}
+
+/// One thread's part of a wait for every thread to act on a task: dropping it
+/// (the task done, failed or discarded with its queue) counts down the shared
+/// latch, so the waiter never waits for a task that will not run.
+pub(crate) struct Countdown(Arc<Latch>);
+
+/// A count of threads yet to act, and a condition to wait for zero on.
+#[derive(Default)]
+pub(crate) struct Latch {
+    left: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Latch {
+    /// A latch for `n` threads, and their tokens.
+    pub(crate) fn new(n: usize) -> (Arc<Latch>, Vec<Countdown>) {
+        let latch = Arc::new(Latch {
+            left: Mutex::new(n),
+            zero: Condvar::new(),
+        });
+        let tokens = (0..n).map(|_| Countdown(latch.clone())).collect();
+        (latch, tokens)
+    }
+
+    /// Waits until every token was dropped, or `deadline`; returns whether they were.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(|p| p.into_inner());
+        while *left > 0 {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            if wait.is_zero() {
+                return false;
+            }
+            left = self
+                .zero
+                .wait_timeout(left, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Drop for Countdown {
+    fn drop(&mut self) {
+        let mut left = self.0.left.lock().unwrap_or_else(|p| p.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.0.zero.notify_all();
         }
     }
 }

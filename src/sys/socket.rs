@@ -21,17 +21,25 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// `send(2)` with `MSG_NOSIGNAL`, so a peer that went away yields `EPIPE` instead of
-/// killing the process with `SIGPIPE`.
+/// killing the process with `SIGPIPE`, and `MSG_DONTWAIT`, so the call never blocks
+/// whatever the socket's mode (under io_uring connection sockets are in blocking
+/// mode; a direct send there — a last word before a close — must not wait).
 #[inline]
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
-    rustix::net::send(fd, buf, SendFlags::NOSIGNAL)
+    rustix::net::send(fd, buf, SendFlags::NOSIGNAL | SendFlags::DONTWAIT)
 }
 
-/// Gathered write: `sendmsg(2)` with an iovec array and `MSG_NOSIGNAL`.
+/// Gathered write: `sendmsg(2)` with an iovec array, `MSG_NOSIGNAL` and
+/// `MSG_DONTWAIT` (see [`send`]).
 pub(crate) fn sendv(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
     let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
     let mut control = SendAncillaryBuffer::default();
-    rustix::net::sendmsg(fd, bufs, &mut control, SendFlags::NOSIGNAL)
+    rustix::net::sendmsg(
+        fd,
+        bufs,
+        &mut control,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )
 }
 
 /// `accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC)`, returning the new socket and the

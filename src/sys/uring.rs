@@ -67,6 +67,10 @@ pub(crate) struct Ring {
     bufs: Option<BufRing>,
     /// `sendmsg` headers (and their iovecs) in flight, by user data.
     msgs: HashMap<u64, Box<MsgSend>>,
+    /// Headers of completed sends, kept for the next ones (no allocation per send).
+    #[allow(clippy::vec_box)]
+    // boxes move to and from `msgs`, where their address must not change
+    spare_msgs: Vec<Box<MsgSend>>,
     /// Operations submitted and not yet completed for good (multishot ones count
     /// once, until their last completion).
     pending: usize,
@@ -102,6 +106,7 @@ impl Ring {
             ring,
             bufs: None,
             msgs: HashMap::new(),
+            spare_msgs: Vec::new(),
             pending: 0,
         })
     }
@@ -210,11 +215,16 @@ impl Ring {
     }
 
     /// A multishot accept on listening socket `fd`; accepted sockets are
-    /// non-blocking and close-on-exec.
+    /// close-on-exec and in *blocking* mode: io_uring honours `O_NONBLOCK`, so on a
+    /// non-blocking socket a send with no room (or a receive with no bytes) would
+    /// complete at once with `EAGAIN` instead of waiting — and the loop would spin
+    /// resubmitting it. In blocking mode io_uring waits asynchronously; nothing
+    /// ever blocks a thread, because the loop makes no direct I/O call on a
+    /// connection's socket under this driver.
     pub(crate) fn accept_multi(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
         self.push(
             &opcode::AcceptMulti::new(types::Fd(fd))
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .flags(libc::SOCK_CLOEXEC)
                 .build()
                 .user_data(user_data),
         )
@@ -268,18 +278,18 @@ impl Ring {
                     .user_data(user_data),
             );
         }
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
+        let mut msg = self.spare_msgs.pop().unwrap_or_else(|| {
+            Box::new(MsgSend {
+                // SAFETY: an all-zero msghdr is a valid (empty) header.
+                hdr: unsafe { std::mem::zeroed() },
+                iov: Vec::new(),
             })
-            .collect();
-        // SAFETY: an all-zero msghdr is a valid (empty) header.
-        let mut msg = Box::new(MsgSend {
-            hdr: unsafe { std::mem::zeroed() },
-            iov,
         });
+        msg.iov.clear();
+        msg.iov.extend(bufs.iter().map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        }));
         msg.hdr.msg_iov = msg.iov.as_mut_ptr();
         msg.hdr.msg_iovlen = msg.iov.len() as _;
         let sqe = opcode::SendMsg::new(types::Fd(fd), &msg.hdr)
@@ -363,7 +373,10 @@ impl Ring {
             if !c.more() {
                 self.pending = self.pending.saturating_sub(1);
                 if !self.msgs.is_empty() {
-                    self.msgs.remove(&c.user_data);
+                    if let Some(msg) = self.msgs.remove(&c.user_data) {
+                        // At most as many as were ever in flight at once.
+                        self.spare_msgs.push(msg);
+                    }
                 }
             }
             out.push(c);

@@ -40,7 +40,6 @@ use std::time::Duration;
 
 /// Where a layer's bytes go: the layer above's input (or the handler's inbound
 /// ring) and the wire (the connection's outbound queue).
-#[cfg_attr(not(test), allow(dead_code))] // written by layers: the test layer until TLS and PROXY land
 pub(crate) struct LayerIo<'a> {
     /// Bytes for the next stage towards the handler.
     pub(crate) up: &'a mut RingBuffer,
@@ -52,11 +51,12 @@ pub(crate) struct LayerIo<'a> {
 
 /// Where a layer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // reported by layers: the test layer until TLS and PROXY land
 pub(crate) enum LayerState {
     /// Still in its preamble: the handler must not hear of the connection yet.
     Preamble,
     /// Passing bytes both ways.
+    #[cfg_attr(not(test), allow(dead_code))]
+    // the TLS layer's (PROXY goes from preamble to done)
     Open,
     /// Finished: bytes no longer pass through it (it stays for its accessors).
     Done,
@@ -153,7 +153,7 @@ impl ListenConfig {
     }
 
     /// Adds a layer inside the ones already added (nearer the handler).
-    #[allow(dead_code)] // the first layers (TLS, PROXY protocol) build on this
+    #[allow(dead_code)] // the TLS layer builds on this (the PROXY layer goes outermost)
     pub(crate) fn layer(mut self, factory: Arc<dyn LayerFactory>) -> ListenConfig {
         self.layers.push(factory);
         self
@@ -380,6 +380,9 @@ impl Layers {
         self.between.release(pool);
     }
 }
+
+mod proxy;
+pub(crate) use proxy::ProxyLayer;
 
 #[cfg(test)]
 mod tests;

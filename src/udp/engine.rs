@@ -158,6 +158,10 @@ impl UdpEngineHandle {
     }
 
     /// Counters summed over all loops.
+    ///
+    /// Each loop publishes its counters once per receive batch, after the batch's
+    /// replies have been sent: a client that has its reply may read counters that
+    /// do not include its datagram yet (poll until they do).
     pub fn stats(&self) -> UdpStats {
         let mut s = UdpStats::default();
         for l in &self.shared.loops {

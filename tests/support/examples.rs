@@ -11,9 +11,6 @@ const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// is passed on unless `args` name one.
 pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let backend = std::env::var("NETLOOP_TEST_BACKEND")
-        .ok()
-        .filter(|b| !b.is_empty() && !args.contains(&"--backend"));
     let mut child = std::process::Command::new(env!("CARGO"))
         .args([
             "run",
@@ -25,7 +22,7 @@ pub fn run_example(example: &str, args: &[&str]) -> (std::process::ExitStatus, S
             "--",
         ])
         .args(args)
-        .args(backend.iter().flat_map(|b| ["--backend", b.as_str()]))
+        .args(super::backend_flag(args))
         .env("RUST_LOG", "error")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -35,6 +35,15 @@ pub fn example_binary(example: &str) -> PathBuf {
     path
 }
 
+/// `--backend <NETLOOP_TEST_BACKEND>` for an example's command line, unless
+/// unset or `args` already name a backend (every example takes `--backend`).
+pub fn backend_flag(args: &[&str]) -> Vec<String> {
+    match std::env::var("NETLOOP_TEST_BACKEND") {
+        Ok(b) if !b.is_empty() && !args.contains(&"--backend") => vec!["--backend".into(), b],
+        _ => Vec::new(),
+    }
+}
+
 /// A running server process.
 pub struct Served {
     pub child: Child,
@@ -47,6 +56,15 @@ impl Served {
     pub fn start(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Served {
         let mut cmd = Command::new(program);
         cmd.args(args);
+        Served::spawn(cmd)
+    }
+
+    /// Starts example program `example` as a server with `args`, plus the
+    /// suite's backend (`--backend`, from `NETLOOP_TEST_BACKEND`) unless `args`
+    /// name one — as [`run_example`](super::run_example) does.
+    pub fn example(example: &str, args: &[&str]) -> Served {
+        let mut cmd = Command::new(example_binary(example));
+        cmd.args(args).args(backend_flag(args));
         Served::spawn(cmd)
     }
 

@@ -49,6 +49,33 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
         self.open(fd, None, layered);
     }
 
+    /// Puts a socket that did not come from the driver's own accept (a dialed or
+    /// handed-over one) in the mode the driver needs: blocking under a completion
+    /// driver (see `sys::uring::Ring::accept_multi` for why); under a readiness
+    /// driver it stays non-blocking.
+    pub(super) fn prepare_socket(&self, fd: &OwnedFd) {
+        if D::COMPLETION {
+            if let Err(e) = socket2::SockRef::from(fd).set_nonblocking(false) {
+                tracing::debug!(error = %e, "could not put a socket in blocking mode");
+            }
+        }
+    }
+
+    /// Stops accepting: every listener leaves the driver, and the connections
+    /// already queued on it are accepted and served (see
+    /// [`Listener::close_and_sweep`]). Open connections carry on. The listeners
+    /// stay in `self.listeners` (retired, never resumed) so that a completion
+    /// driver's accepts still in flight find theirs and are served too.
+    pub(super) fn stop_accepting(&mut self) {
+        for li in 0..self.listeners.len() {
+            for (fd, peer) in self.listeners[li].close_and_sweep(&mut self.driver) {
+                // Accepted with `accept4` here, not by the driver.
+                self.prepare_socket(&fd);
+                self.admit(li, fd, Some(peer));
+            }
+        }
+    }
+
     /// Starts serving an accepted socket, with the transport layers of its
     /// listener if it has any. The connection count was already raised. Returns the
     /// new connection's slot index and generation.

@@ -67,6 +67,7 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
             }
         };
         listener::configure(&fd, is_tcp, &self.opts);
+        self.prepare_socket(&fd);
         self.io.shared.connections.fetch_add(1, Ordering::Relaxed);
         let res = match self.open(fd, state, None) {
             Some((index, gen)) => Ok(crate::ConnHandle {

@@ -79,9 +79,11 @@ impl<H: EventHandler, D: Driver> EventLoop<H, D> {
                     drop(fd);
                     self.io.shared.connections.fetch_sub(1, Ordering::Relaxed);
                 } else {
+                    self.prepare_socket(&fd);
                     self.open(fd, None, layered);
                 }
             }
+            Task::StopAccepting(_done) => self.stop_accepting(),
             Task::Stop => self.begin_drain(),
             Task::StopNow => self.stopping = true,
             Task::Connect(dial) => self.start_dial(dial),

@@ -25,11 +25,15 @@
 //!   time costs the same as one arriving whole; memory is bounded by 107 bytes
 //!   (v1) or [`ParserConfig::max_header_len`] (v2).
 //!
-//! The module is sans-I/O: no sockets, no timers. A listener's transport layer
-//! drives a [`Handshake`] (parser + deadline) per trusted connection, strips
-//! `consumed` bytes, and hands the application the [`ProxyHeader`] (whose
-//! [`source`](ProxyHeader::source) is the client) while keeping the socket's
-//! own peer address as the proxy's.
+//! The module is sans-I/O: no sockets, no timers. To serve the protocol on a
+//! listener, give it a policy with
+//! [`ListenConfig::proxy_protocol`](crate::ListenConfig::proxy_protocol): its
+//! transport layer runs a [`HeaderParser`] per trusted connection under the
+//! policy's header timeout, strips the header, and the handler finds the
+//! client as [`Conn::peer_addr`](crate::Conn::peer_addr) and the whole header
+//! as [`Conn::proxy_header`](crate::Conn::proxy_header), while
+//! [`Conn::socket_peer_addr`](crate::Conn::socket_peer_addr) stays the proxy's.
+//! Other transports can drive a [`Handshake`] (parser + deadline) themselves.
 //!
 //! # Example
 //!

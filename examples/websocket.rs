@@ -34,12 +34,19 @@ struct Args {
     /// Number of event loops.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// I/O backend: epoll | uring | auto (io_uring where the kernel allows it).
+    #[arg(long, default_value = "epoll")]
+    backend: netloop::Backend,
     /// Negotiate permessage-deflate with clients that offer it.
     #[arg(long)]
     deflate: bool,
     /// Close connections silent for this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     idle_timeout: u64,
+    /// Keep-alive: ping every this many seconds, close peers that answer
+    /// nothing within one interval (0: off).
+    #[arg(long, default_value_t = 20)]
+    ping_interval: u64,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_message: usize,
@@ -146,11 +153,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.idle_timeout > 0 {
         cfg = cfg.idle_timeout(Some(Duration::from_secs(args.idle_timeout)));
     }
+    if args.ping_interval > 0 {
+        cfg = cfg.ping_interval(Some(Duration::from_secs(args.ping_interval)));
+    }
     let cfg = Arc::new(cfg);
     let app = App {
         room: Arc::default(),
     };
     let engine = Engine::builder()
+        .backend(args.backend)
         .loops(args.loops)
         .listen(args.addr.as_str())
         .start(move |_| WebSocket::with_config(app.clone(), cfg.clone()))?;
@@ -162,7 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.self_test {
         let addr = engine.local_addr().as_tcp().ok_or("self-test needs TCP")?;
-        let res = self_test(&addr.to_string(), args.deflate);
+        let res = self_test(&addr.to_string(), args.deflate, args.backend);
         engine.stop();
         res?;
         println!("ok: websocket self-test passed");
@@ -214,7 +225,7 @@ impl WebSocketHandler for Probe {
     }
 }
 
-fn self_test(addr: &str, deflate: bool) -> Result<(), String> {
+fn self_test(addr: &str, deflate: bool, backend: netloop::Backend) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     let probe = Probe {
         events: Arc::new(Mutex::new(tx)),
@@ -224,6 +235,7 @@ fn self_test(addr: &str, deflate: bool) -> Result<(), String> {
         cfg = cfg.deflate(DeflateConfig::default());
     }
     let clients = Engine::builder()
+        .backend(backend)
         .loops(1)
         .start_client_with(WebSocket::new(probe, cfg))
         .map_err(|e| e.to_string())?;

@@ -206,8 +206,9 @@ fn pipelining_without_reading_is_bounded_then_served() {
 }
 
 /// Before: 500 connections sending one header byte per second were never
-/// closed. Now the head deadline closes them, as it does a connection that
-/// sends nothing, a body that stops arriving and an idle keep-alive.
+/// closed. Now the head deadline answers them `408` and closes them, and
+/// closes a connection that sends nothing (without a word), a body that stops
+/// arriving and an idle keep-alive.
 #[test]
 fn slowloris_and_stalled_peers_are_closed_by_the_timers() {
     let timeouts = HttpTimeouts {
@@ -243,12 +244,22 @@ fn slowloris_and_stalled_peers_are_closed_by_the_timers() {
     let elapsed = start.elapsed();
     assert_eq!(alive, 0, "connections still open after {elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    for l in &mut lorises {
+        let (got, _) = read_to_end(l);
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    }
+    let mut silent = silent;
+    assert_eq!(read_to_end(&mut silent).0, b"");
     // The idle one got its answer before it was closed.
     let (got, _) = read_to_end(&mut idle);
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));
     let (got, _) = read_to_end(&mut body);
     assert!(got.is_empty());
-    drop(silent);
     assert!(engine.handle().stats().total.closed.timeout >= 23);
     engine.stop();
 }

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::*;
 
-use netloop::protocol::resp::{RedisServer, RespTimeouts, StoreMode, Value};
+use netloop::protocol::resp::{
+    RedisServer, RespLimits, RespTimeouts, StoreMode, Value, COMMAND_TIMEOUT_REPLY,
+};
 use netloop::Engine;
 
 fn start(timeouts: RespTimeouts) -> (Engine, SocketAddr) {
@@ -117,8 +119,8 @@ fn large_mget_streams_within_the_water_marks() {
     engine.stop();
 }
 
-/// A command that never completes is closed by the command deadline; an
-/// idle connection by the idle timeout.
+/// A command that never completes is answered an error and closed by the
+/// command deadline; an idle connection is closed by the idle timeout.
 #[test]
 fn stalled_command_and_idle_connection_are_closed() {
     let (engine, addr) = start(RespTimeouts {
@@ -131,12 +133,18 @@ fn stalled_command_and_idle_connection_are_closed() {
     idle.write_all(b"PING\r\n").unwrap();
     let t = Instant::now();
     let (got, _) = read_to_end(&mut slow);
-    assert!(got.is_empty());
+    assert_eq!(got, COMMAND_TIMEOUT_REPLY);
     let slow_closed = t.elapsed();
     let (got, _) = read_to_end(&mut idle);
     assert_eq!(got, b"+PONG\r\n");
     assert!(slow_closed < Duration::from_millis(700), "{slow_closed:?}");
     assert!(t.elapsed() >= Duration::from_millis(700));
+    // The server lingers for our end of stream after its error reply.
+    drop((slow, idle));
+    assert!(wait_no_connections(
+        &engine.handle(),
+        Duration::from_secs(5)
+    ));
     assert!(engine.handle().stats().total.closed.timeout >= 2);
     engine.stop();
 }
@@ -167,5 +175,38 @@ fn pipelining_without_reading_is_bounded() {
     std::thread::sleep(Duration::from_millis(200));
     let queued = engine.handle().stats().total.queued_out_bytes;
     assert!(queued < 1 << 20, "outbound {queued} bytes");
+    engine.stop();
+}
+
+/// A command past the server's own limit — and past the engine's 4 MiB
+/// inbound cap — is refused with an error the client reads (the server
+/// lingers, reading and discarding the rest of the upload, rather than
+/// resetting the connection under it), never with silence.
+#[test]
+fn a_command_past_the_limit_is_refused_with_an_error() {
+    let factory = RedisServer::factory(StoreMode::Shared);
+    let limits = RespLimits {
+        max_command_bytes: 2 << 20,
+        ..RespLimits::default()
+    };
+    let engine = engine_builder()
+        .loops(1)
+        .listen("127.0.0.1:0")
+        .start(move |i| factory(i).with_limits(limits.clone()))
+        .expect("engine starts");
+    let addr = tcp_addr(&engine);
+    let mut c = connect(addr);
+    let mut w = c.try_clone().unwrap();
+    let req = cmd(&[b"SET", b"k", &vec![b'x'; 6 << 20]]);
+    // The whole upload goes through: the server reads it to the end.
+    let writer = std::thread::spawn(move || w.write_all(&req).is_ok());
+    let (got, eof) = deadline(30, move || read_to_end(&mut c));
+    assert_eq!(got, b"-ERR Protocol error: command too big\r\n");
+    assert!(eof, "reset instead of a clean end of stream");
+    assert!(writer.join().unwrap(), "the upload was cut off");
+    let mut c = connect(addr);
+    c.write_all(&cmd(&[b"EXISTS", b"k"])).unwrap();
+    assert_eq!(reply(&mut c, &mut Vec::new()), Value::Integer(0));
+    drop(c);
     engine.stop();
 }

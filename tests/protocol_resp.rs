@@ -443,6 +443,73 @@ fn connection_and_server_commands() {
         .contains("db0:keys=1,expires=1"));
 }
 
+/// Before: `CONFIG SET` answered `+OK` to anything, `requirepass` included,
+/// while `AUTH` was never enforced. Now only what this server runs with is
+/// accepted; everything else gets Redis's error and changes nothing, so a
+/// password can never be believed set; `AUTH` answers as Redis does without
+/// a password.
+#[test]
+fn config_set_refuses_what_it_does_not_implement() {
+    let mut h = Harness::new();
+    let unknown = |name: &str| {
+        err(&format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+        ))
+    };
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "requirepass", "secret"]),
+        unknown("requirepass")
+    );
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "maxmemory", "1mb"]),
+        unknown("maxmemory")
+    );
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "no-such-option", "1"]),
+        unknown("no-such-option")
+    );
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "save", "", "bogus"]),
+        unknown("bogus")
+    );
+    // One bad pair refuses the whole call.
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "save", "", "requirepass", "x"]),
+        unknown("requirepass")
+    );
+    assert_eq!(
+        h.run(&["CONFIG", "SET", "appendonly", "yes"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'appendonly') - not supported")
+    );
+    assert_eq!(h.run(&["CONFIG", "SET", "appendonly", "no"]), simple("OK"));
+    assert_eq!(h.run(&["CONFIG", "SET", "save", "3600 1"]), simple("OK"));
+    assert_eq!(
+        h.run(&["CONFIG", "GET", "requirepass"]),
+        Value::Array(vec![])
+    );
+    // No password is set, so AUTH behaves as Redis's does without one, and
+    // commands need no authentication.
+    assert_eq!(
+        h.run(&["AUTH", "secret"]),
+        err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+    );
+    assert_eq!(h.run(&["AUTH", "default", "anything"]), simple("OK"));
+    assert_eq!(
+        h.run(&["AUTH", "someone", "secret"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(h.run(&["SET", "k", "v"]), simple("OK"));
+    // Redis's PEXPIRE bounds: the amount and the Unix-ms deadline fit an i64.
+    assert_eq!(
+        h.run(&["PEXPIRE", "k", "9223370000000000000"]),
+        Value::Integer(1)
+    );
+    assert_eq!(
+        h.run(&["PEXPIRE", "k", "9223372036854775807"]),
+        err("ERR invalid expire time in 'pexpire' command")
+    );
+}
+
 #[test]
 fn hello_and_client() {
     let mut h = Harness::new();

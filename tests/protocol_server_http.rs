@@ -203,6 +203,45 @@ fn pipelined_16_answered_in_order() {
     srv.finish();
 }
 
+/// Far more pipelined requests than the water marks hold, sent before any
+/// answer is read: the server stops reading while its output backs up and —
+/// through the `Watch` wrapper, which must forward `on_writable_changed` —
+/// resumes once it drains, so every request is answered.
+#[test]
+fn pipelined_past_the_water_marks_all_answered() {
+    let srv = Server::start(Limits::default());
+    let c = srv.connect();
+    let n = 100_000;
+    let mut w = c.get_ref().try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let req = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n".repeat(n);
+        w.write_all(&req).expect("write");
+    });
+    // Nothing is read until the server's output has backed up.
+    let backed_up = || srv.engine.handle().stats().total.queued_out_bytes > 0;
+    assert!(support::wait_until(Duration::from_secs(10), backed_up));
+    let mut r = c.into_inner();
+    let (mut seen, mut carry) = (0, Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    while seen < n {
+        let got = r.read(&mut buf).expect("answers stalled");
+        assert!(got > 0, "closed after {seen} answers");
+        carry.extend_from_slice(&buf[..got]);
+        let text = b"Hello, World!";
+        let mut last = 0;
+        for i in 0..carry.len().saturating_sub(text.len() - 1) {
+            if carry[i..].starts_with(text) {
+                seen += 1;
+                last = i + text.len();
+            }
+        }
+        carry.drain(..last.max(carry.len().saturating_sub(text.len() - 1)));
+    }
+    assert_eq!(seen, n);
+    writer.join().unwrap();
+    srv.finish();
+}
+
 #[test]
 fn chunked_upload() {
     let srv = Server::start(Limits::default());
@@ -265,6 +304,82 @@ fn http10_and_connection_close() {
     assert_eq!(read_response(&mut c).header("connection"), None);
     assert_eq!(read_response(&mut c).header("connection"), Some("close"));
     assert_closed(&mut c);
+    srv.finish();
+}
+
+/// RFC 9110/9112 conformance on the wire. Before: unknown methods and a
+/// missing or duplicated `Host` were answered 200, HTTP/1.0 with
+/// `Transfer-Encoding` stayed open, `chunked, identity` got 501 and an
+/// HTTP/1.0 keep-alive response did not say so.
+#[test]
+fn rfc9112_conformance_over_the_wire() {
+    let srv = Server::start(Limits::default());
+    // An unknown method: 501, and the connection goes on (its body is
+    // skipped by its framing).
+    let mut c = srv.connect();
+    send(
+        &mut c,
+        b"BREW /pot HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nteaFOO / HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c).status, 501);
+    assert_eq!(read_response(&mut c).status, 501);
+    // A known method the route does not take: 405 with `Allow`.
+    send(
+        &mut c,
+        b"DELETE /plaintext HTTP/1.1\r\nHost: h\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(read_response(&mut c).body, b"Hello, World!");
+    drop(c);
+
+    // Rejected requests: the status, `Connection: close`, then end of stream.
+    let rejected: &[(&[u8], u16)] = &[
+        (b"GET /plaintext HTTP/1.1\r\n\r\n", 400),
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+    ];
+    for (req, status) in rejected {
+        let mut c = srv.connect();
+        send(&mut c, req);
+        let r = read_response(&mut c);
+        assert_eq!(r.status, *status, "for {:?}", String::from_utf8_lossy(req));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_closed(&mut c);
+    }
+
+    // HTTP/1.0 asking to keep alive is told so, and stays open.
+    let mut c = srv.connect();
+    send(
+        &mut c,
+        b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    send(
+        &mut c,
+        b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c).body, b"Hello, World!");
+    // HTTP/1.0 with Transfer-Encoding: answered, then closed even though it
+    // asked to keep alive (RFC 9112 §6.1).
+    send(
+        &mut c,
+        b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    );
+    let r = read_response(&mut c);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_closed(&mut c);
+    drop(c);
     srv.finish();
 }
 

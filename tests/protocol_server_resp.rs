@@ -82,7 +82,10 @@ impl Client {
                 return v;
             }
             let mut tmp = [0u8; 4096];
-            let n = self.s.read(&mut tmp).expect("read");
+            let n = self
+                .s
+                .read(&mut tmp)
+                .unwrap_or_else(|e| panic!("read: {e}; {} bytes buffered", self.buf.len()));
             assert!(n > 0, "connection closed while waiting for a reply");
             self.buf.extend_from_slice(&tmp[..n]);
         }
@@ -162,6 +165,32 @@ fn pipelined_16_answered_in_order() {
         std::thread::sleep(Duration::from_millis(1));
     }
     check(&mut c, 1);
+    srv.finish();
+}
+
+/// Far more pipelined commands than the water marks hold, sent before any
+/// reply is read: the server stops while its output backs up and — through
+/// the `Watch` wrapper, which must forward `on_writable_changed` — resumes
+/// once it drains, so every command is answered.
+#[test]
+fn pipelined_past_the_water_marks_all_answered() {
+    let srv = Server::start(StoreMode::Shared);
+    let mut c = srv.connect();
+    let value = "v".repeat(1000);
+    assert_eq!(c.cmd(&["SET", "k", &value]), simple("OK"));
+    let n = 10_000;
+    let mut w = c.s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n".repeat(n))
+            .expect("write");
+    });
+    // Nothing is read until the server's output has backed up.
+    let backed_up = || srv.engine.handle().stats().total.queued_out_bytes > 0;
+    assert!(support::wait_until(Duration::from_secs(10), backed_up));
+    for i in 0..n {
+        assert_eq!(c.reply(), bulk(&value), "reply {i}");
+    }
+    writer.join().unwrap();
     srv.finish();
 }
 

@@ -9,7 +9,9 @@
 # Every server runs single-threaded pinned to CPU 0 (taskset -c 0), every load
 # generator single-threaded pinned to CPU 1, all on 127.0.0.1. Rounds are
 # interleaved (each round runs every server once, in a rotated order) and the
-# table reports the median requests/s over rounds, with the min-max spread.
+# tables report the median requests/s over rounds, with the min-max spread, and
+# the median server CPU per request: the server's CPU time over the run (every
+# thread, from /proc/PID/task/*/schedstat) divided by the requests it answered.
 #
 # Usage: bench/scripts/bench-protocols.sh [--quick] [--rounds N] [--out FILE] [--no-build]
 #   --quick     3 rounds, 2 s per wrk run, redis-benchmark -n 100000 (~3 minutes)
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -48,32 +50,14 @@ WRK_TIMEOUT=$((DUR + 30))
 REDIS_TIMEOUT=300
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-protocols.XXXXXX")
-PIDS=()
+# shellcheck source=bench/scripts/bench-lib.sh
+. "$ROOT/bench/scripts/bench-lib.sh"
 cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    bench_cleanup
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-note() { echo "== $*" >&2; }
-have() { command -v "$1" >/dev/null 2>&1; }
-
-# CPU pinning: server on CPU 0, load generator on CPU 1 (when there is one).
-if have taskset && [ "$(nproc)" -ge 2 ]; then
-    SERVER_CPU=(taskset -c 0)
-    CLIENT_CPU=(taskset -c 1)
-    PINNING="server on CPU 0, load generator on CPU 1 (taskset)"
-else
-    SERVER_CPU=()
-    CLIENT_CPU=()
-    PINNING="no pinning (taskset missing or fewer than 2 CPUs)"
-fi
 
 if [ "$BUILD" = 1 ]; then
     note "building release binaries"
@@ -82,45 +66,12 @@ if [ "$BUILD" = 1 ]; then
 fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
-# start_server NAME PORT CMD...: starts CMD pinned to the server CPU and waits
-# until the port accepts connections.
-start_server() {
-    local name=$1 port=$2
-    shift 2
-    "${SERVER_CPU[@]}" "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    echo "server $name did not come up on port $port:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
+# The PID of each server, for its CPU time.
+declare -A PID_OF
 
-# median FILE: median of the numbers in FILE (one per line).
-median() {
-    sort -g "$1" | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'
-}
-spread() {
-    sort -g "$1" | awk 'NR==1{lo=$1} {hi=$1} END {if (NR==0) print "n/a"; else printf "%.0f-%.0f", lo, hi}'
-}
-fmt_rps() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.0f", v }'; }
-
-# rotate N ITEMS...: the items rotated left by N (interleaved order per round).
-rotate() {
-    local n=$1
-    shift
-    local items=("$@") out=() i
-    for ((i = 0; i < ${#items[@]}; i++)); do
-        out+=("${items[$(((i + n) % ${#items[@]}))]}")
-    done
-    echo "${out[@]}"
+# cpu_per_request CPU0 CPU1 REQUESTS: ns of server CPU per request.
+cpu_per_request() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.0f\n", (b - a) / n; else print "n/a" }'
 }
 
 COMMANDS=()
@@ -133,11 +84,14 @@ if have wrk && have curl; then
     HTTP_SERVERS=()
     start_server netloop-http "${HTTP_PORT[netloop]}" "$TARGET/examples/http" --addr "127.0.0.1:${HTTP_PORT[netloop]}" --loops 1
     HTTP_SERVERS+=(netloop)
+    PID_OF[http-netloop]=$SERVER_PID
     start_server hyper "${HTTP_PORT[hyper]}" "$TARGET/peer-hyper" --addr "127.0.0.1:${HTTP_PORT[hyper]}" --threads 1
     HTTP_SERVERS+=(hyper)
+    PID_OF[http-hyper]=$SERVER_PID
     if [ -x "$TARGET/peer-minihttp" ]; then
         start_server minihttp "${HTTP_PORT[minihttp]}" "$TARGET/peer-minihttp" --addr "127.0.0.1:${HTTP_PORT[minihttp]}" --threads 1
         HTTP_SERVERS+=(minihttp)
+        PID_OF[http-minihttp]=$SERVER_PID
     else
         note "peer-minihttp not built: skipping may_minihttp"
     fi
@@ -164,21 +118,29 @@ if have wrk && have curl; then
                     args=(-t1 "-c$conns" "-d${DUR}s" -s "$ROOT/bench/scripts/wrk-pipeline.lua" "$url" -- "$depth")
                 fi
                 note "http c=$conns pipeline=$depth round $((r + 1))/$ROUNDS: $s"
+                cpu0=$(cpu_ns "${PID_OF[http-$s]}")
                 out=$(timeout "$WRK_TIMEOUT" "${CLIENT_CPU[@]}" wrk "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+                cpu1=$(cpu_ns "${PID_OF[http-$s]}")
                 rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+                reqs=$(awk '/ requests in / {print $1}' <<<"$out")
                 errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
                 [ -n "$errs" ] && note "$s: $errs"
                 echo "${rps:-0}" >>"$WORK/http-$s-$conns-$depth"
+                cpu_per_request "$cpu0" "$cpu1" "${reqs:-0}" >>"$WORK/http-cpu-$s-$conns-$depth"
             done
         done
         row="| $conns | $depth |"
         for s in netloop hyper minihttp; do
             f="$WORK/http-$s-$conns-$depth"
             if [ -f "$f" ]; then
-                row+=" $(fmt_rps "$(median "$f")") ($(spread "$f")) |"
+                row+=" $(fmt_num "$(median "$f")") ($(spread "$f")) |"
             else
                 row+=" skipped |"
             fi
+        done
+        for s in netloop hyper minihttp; do
+            f="$WORK/http-cpu-$s-$conns-$depth"
+            if [ -f "$f" ]; then row+=" $(fmt_num "$(median "$f")") |"; else row+=" - |"; fi
         done
         HTTP_ROWS+=("$row")
     done
@@ -190,11 +152,13 @@ fi
 if have redis-benchmark && have redis-server && have redis-cli; then
     declare -A REDIS_PORT=([netloop]=$((BASE_PORT + 10)) [redis]=$((BASE_PORT + 11)))
     start_server netloop-redis "${REDIS_PORT[netloop]}" "$TARGET/examples/redis" --addr "127.0.0.1:${REDIS_PORT[netloop]}" --loops 1
+    PID_OF[redis-netloop]=$SERVER_PID
     start_server redis-server "${REDIS_PORT[redis]}" redis-server --port "${REDIS_PORT[redis]}" --bind 127.0.0.1 \
         --save '' --appendonly no --daemonize no --protected-mode no
+    PID_OF[redis-redis]=$SERVER_PID
     COMMANDS+=("${SERVER_CPU[*]} target/release/examples/redis --addr 127.0.0.1:${REDIS_PORT[netloop]} --loops 1")
     COMMANDS+=("${SERVER_CPU[*]} redis-server --port ${REDIS_PORT[redis]} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --protected-mode no")
-    COMMANDS+=("${CLIENT_CPU[*]} redis-benchmark -h 127.0.0.1 -p PORT -t ping,set,get -n $REDIS_N -c 50 --csv [-P 16]")
+    COMMANDS+=("${CLIENT_CPU[*]} redis-benchmark -h 127.0.0.1 -p PORT -t {ping_inline,ping_mbulk,set,get} -n $REDIS_N -c 50 --csv [-P 16]")
     for s in netloop redis; do
         [ "$(redis-cli -h 127.0.0.1 -p "${REDIS_PORT[$s]}" ping)" = PONG ] || { echo "$s: no PONG" >&2; exit 1; }
     done
@@ -202,14 +166,24 @@ if have redis-benchmark && have redis-server && have redis-cli; then
         for ((r = 0; r < ROUNDS; r++)); do
             for s in $(rotate "$r" netloop redis); do
                 note "redis -P $pipe round $((r + 1))/$ROUNDS: $s"
-                out=$(timeout "$REDIS_TIMEOUT" "${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "${REDIS_PORT[$s]}" \
-                    -t ping,set,get -n "$REDIS_N" -c 50 -P "$pipe" --csv 2>/dev/null) || { echo "$out" >&2; exit 1; }
-                # CSV lines: "TEST","rps",...
-                while IFS=, read -r test rps _; do
-                    test=${test//\"/}
-                    rps=${rps//\"/}
-                    case "$test" in PING_INLINE|PING_MBULK|SET|GET) echo "$rps" >>"$WORK/redis-$s-$test-$pipe" ;; esac
-                done <<<"$out"
+                # One test per run, so the server's CPU time is that test's.
+                for t in ping_inline ping_mbulk set get; do
+                    cpu0=$(cpu_ns "${PID_OF[redis-$s]}")
+                    out=$(timeout "$REDIS_TIMEOUT" "${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "${REDIS_PORT[$s]}" \
+                        -t "$t" -n "$REDIS_N" -c 50 -P "$pipe" --csv 2>/dev/null) || { echo "$out" >&2; exit 1; }
+                    cpu1=$(cpu_ns "${PID_OF[redis-$s]}")
+                    # CSV lines: "TEST","rps",...
+                    while IFS=, read -r test rps _; do
+                        test=${test//\"/}
+                        rps=${rps//\"/}
+                        case "$test" in
+                            PING_INLINE|PING_MBULK|SET|GET)
+                                echo "$rps" >>"$WORK/redis-$s-$test-$pipe"
+                                cpu_per_request "$cpu0" "$cpu1" "$REDIS_N" >>"$WORK/redis-cpu-$s-$test-$pipe"
+                                ;;
+                        esac
+                    done <<<"$out"
+                done
             done
         done
         for test in PING_INLINE PING_MBULK SET GET; do
@@ -217,10 +191,14 @@ if have redis-benchmark && have redis-server && have redis-cli; then
             for s in netloop redis; do
                 f="$WORK/redis-$s-$test-$pipe"
                 if [ -f "$f" ]; then
-                    row+=" $(fmt_rps "$(median "$f")") ($(spread "$f")) |"
+                    row+=" $(fmt_num "$(median "$f")") ($(spread "$f")) |"
                 else
                     row+=" n/a |"
                 fi
+            done
+            for s in netloop redis; do
+                f="$WORK/redis-cpu-$s-$test-$pipe"
+                if [ -f "$f" ]; then row+=" $(fmt_num "$(median "$f")") |"; else row+=" - |"; fi
             done
             REDIS_ROWS+=("$row")
         done
@@ -234,7 +212,8 @@ fi
     echo "# Protocol benchmarks"
     echo
     echo "Generated by \`bench/scripts/bench-protocols.sh$([ "$MODE" = quick ] && echo " --quick")\` ($MODE run: $ROUNDS interleaved rounds, "
-    echo "wrk ${DUR} s per run, redis-benchmark -n $REDIS_N). Numbers are requests/s: median over rounds (min-max)."
+    echo "wrk ${DUR} s per run, redis-benchmark -n $REDIS_N per test). Numbers are requests/s: median over rounds (min-max);"
+    echo "server CPU is ns of the server's CPU time per request answered (median over rounds; lower is better)."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -247,16 +226,16 @@ fi
     if [ ${#HTTP_ROWS[@]} -gt 0 ]; then
         echo "## HTTP plaintext (wrk)"
         echo
-        echo "| connections | pipeline | netloop | hyper 1.x | may_minihttp |"
-        echo "|---:|---:|---:|---:|---:|"
+        echo "| connections | pipeline | netloop | hyper 1.x | may_minihttp | CPU ns/req netloop | hyper | may |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
         printf '%s\n' "${HTTP_ROWS[@]}"
         echo
     fi
     if [ ${#REDIS_ROWS[@]} -gt 0 ]; then
         echo "## Redis (redis-benchmark, 50 clients)"
         echo
-        echo "| test | pipeline (-P) | netloop | redis-server |"
-        echo "|---|---:|---:|---:|"
+        echo "| test | pipeline (-P) | netloop | redis-server | CPU ns/req netloop | redis-server |"
+        echo "|---|---:|---:|---:|---:|---:|"
         printf '%s\n' "${REDIS_ROWS[@]}"
         echo
     fi

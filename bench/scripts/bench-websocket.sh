@@ -8,7 +8,10 @@
 #          permessage-deflate offered (tungstenite does not implement it).
 #   idle   memory per idle WebSocket connection: server RSS delta over N
 #          connections, against the same figure for idle plain TCP connections
-#          on netloop's `echo` example (the "beyond an idle TCP connection" part).
+#          on netloop's `echo` example (the "beyond an idle TCP connection" part);
+#          netloop with keep-alive off (the goal: <= 128 B beyond idle TCP) and
+#          on (a ping timer per connection; the interval is long enough that no
+#          ping goes out while the figure is taken).
 #
 # Every server runs on one thread pinned to CPU 0, the load generator on CPU 1.
 # Rounds are interleaved; the table shows the median over rounds.
@@ -97,7 +100,8 @@ if have python3 && python3 -c "import websockets.asyncio.server" 2>/dev/null; th
 start() {
     local name=$1 port=$2
     case "$name" in
-        netloop) "${SERVER_CPU[@]}" "$BIN/examples/websocket" --addr "127.0.0.1:$port" --loops 1 --deflate >"$WORK/$name.log" 2>&1 & ;;
+        netloop) "${SERVER_CPU[@]}" "$BIN/examples/websocket" --addr "127.0.0.1:$port" --loops 1 --deflate --ping-interval 0 >"$WORK/$name.log" 2>&1 & ;;
+        netloop-keepalive) "${SERVER_CPU[@]}" "$BIN/examples/websocket" --addr "127.0.0.1:$port" --loops 1 --deflate --ping-interval 600 >"$WORK/$name.log" 2>&1 & ;;
         netloop-tcp) "${SERVER_CPU[@]}" "$BIN/examples/echo" --addr "127.0.0.1:$port" --loops 1 >"$WORK/$name.log" 2>&1 & ;;
         tungstenite) "${SERVER_CPU[@]}" "$BIN/peer-tungstenite" --addr "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 & ;;
         python) "${SERVER_CPU[@]}" python3 -c "$PY_SERVER" "$port" >"$WORK/$name.log" 2>&1 & ;;
@@ -172,7 +176,7 @@ idle_per_conn() { # NAME PORT [ws-load flags...] -> bytes per connection
 }
 port=$((port + 1)); TCP=$(idle_per_conn netloop-tcp "$port" --plain)
 declare -A IDLE_WS IDLE_WSZ
-for name in "${SERVERS[@]}"; do
+for name in "${SERVERS[@]}" netloop-keepalive; do
     port=$((port + 1)); IDLE_WS[$name]=$(idle_per_conn "$name" "$port")
     port=$((port + 1)); IDLE_WSZ[$name]=$(idle_per_conn "$name" "$port" --deflate)
 done
@@ -197,9 +201,9 @@ done
     echo
     echo "| server | WebSocket | WebSocket, deflate offered | beyond idle TCP (netloop) |"
     echo "|---|---:|---:|---:|"
-    for name in "${SERVERS[@]}"; do
+    for name in "${SERVERS[@]}" netloop-keepalive; do
         beyond="-"
-        if [ "$name" = netloop ] && [ "$TCP" != n/a ] && [ "${IDLE_WS[$name]}" != n/a ]; then
+        if [ "${name#netloop}" != "$name" ] && [ "$TCP" != n/a ] && [ "${IDLE_WS[$name]}" != n/a ] && [ "${IDLE_WSZ[$name]}" != n/a ]; then
             beyond="$(( IDLE_WS[$name] - TCP )) / $(( IDLE_WSZ[$name] - TCP ))"
         fi
         echo "| $name | ${IDLE_WS[$name]} | ${IDLE_WSZ[$name]} | $beyond |"

@@ -91,6 +91,9 @@ impl EventHandler for Recorder {
 }
 
 /// Wraps a handler and counts connections closed because a callback panicked.
+/// Every callback is forwarded (a protocol server wrapped in it must see
+/// `on_writable_changed` to resume after backpressure, `on_timer` for its
+/// deadlines, and so on).
 pub struct Watch<H> {
     pub inner: H,
     pub panics: Arc<AtomicUsize>,
@@ -98,11 +101,20 @@ pub struct Watch<H> {
 
 impl<H: EventHandler> EventHandler for Watch<H> {
     type State = H::State;
+    fn on_boot(&mut self, info: &LoopInfo<'_>) -> Action {
+        self.inner.on_boot(info)
+    }
     fn on_open(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
         self.inner.on_open(conn)
     }
     fn on_traffic(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
         self.inner.on_traffic(conn)
+    }
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        self.inner.on_read_closed(conn)
+    }
+    fn on_timer(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        self.inner.on_timer(conn)
     }
     fn on_close(&mut self, conn: &mut Conn<'_, H::State>, reason: &CloseReason) {
         if matches!(reason, CloseReason::Panicked) {
@@ -110,7 +122,13 @@ impl<H: EventHandler> EventHandler for Watch<H> {
         }
         self.inner.on_close(conn, reason)
     }
+    fn on_writable_changed(&mut self, conn: &mut Conn<'_, H::State>, writable: bool) {
+        self.inner.on_writable_changed(conn, writable)
+    }
     fn on_tick(&mut self, info: &LoopInfo<'_>) -> (Duration, Action) {
         self.inner.on_tick(info)
+    }
+    fn on_shutdown(&mut self, info: &LoopInfo<'_>) {
+        self.inner.on_shutdown(info)
     }
 }

@@ -44,9 +44,37 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Whether `bytes` holds a CR or an LF, eight bytes at a time (this runs
+/// over every header value and the date of every response).
+fn has_cr_or_lf(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Nonzero iff some byte of `w` is zero (the classic SWAR test).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let crlf = |w: &[u8]| {
+        let w = u64::from_ne_bytes(w.try_into().expect("eight bytes"));
+        has_zero(w ^ (ONES * u64::from(b'\r'))) || has_zero(w ^ (ONES * u64::from(b'\n')))
+    };
+    let mut words = bytes.chunks_exact(8);
+    if words.any(crlf) {
+        return true;
+    }
+    match words.remainder().len() {
+        0 => false,
+        // The last eight bytes, overlapping words already seen.
+        _ if bytes.len() >= 8 => crlf(&bytes[bytes.len() - 8..]),
+        // Shorter than a word: padded with zeros (neither CR nor LF).
+        n => {
+            let mut last = [0u8; 8];
+            last[..n].copy_from_slice(bytes);
+            crlf(&last)
+        }
+    }
+}
+
 /// Appends `bytes` with CR and LF replaced by spaces (no response splitting).
 fn push_sanitized(out: &mut Vec<u8>, bytes: &[u8]) {
-    if !bytes.iter().any(|&b| b == b'\r' || b == b'\n') {
+    if !has_cr_or_lf(bytes) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -317,6 +345,25 @@ mod tests {
     use super::*;
 
     const DATE: &[u8] = b"Thu, 26 Nov 2026 15:42:58 GMT";
+
+    #[test]
+    fn cr_and_lf_found_at_every_position() {
+        for len in 0..40 {
+            let clean: Vec<u8> = (0..len).map(|i| b' ' + (i % 90) as u8).collect();
+            assert!(!has_cr_or_lf(&clean), "{clean:?}");
+            for at in 0..len {
+                for bad in [b'\r', b'\n'] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert!(has_cr_or_lf(&v), "{v:?}");
+                }
+            }
+        }
+        // Bytes next to CR/LF in value, and high bytes, are not mistaken.
+        assert!(!has_cr_or_lf(
+            b"\x0c\x0e\x0b\x09\x8d\x8a\xff\x00\x0c\x0e\x0b"
+        ));
+    }
 
     #[test]
     fn close_and_sanitize() {

@@ -43,11 +43,12 @@
 //! [`HttpTimeouts`] (on by default) put every phase of a connection under a
 //! timer of the engine's timing wheel: the first head and every later head
 //! must be complete within [`head`](HttpTimeouts::head) of its first byte
-//! (slowloris), a body must keep making progress
-//! ([`body_progress`](HttpTimeouts::body_progress)), and a connection idle
-//! between requests closes after [`keep_alive`](HttpTimeouts::keep_alive).
-//! Timers are only touched when a phase starts or ends, never for a request
-//! that arrives whole.
+//! (slowloris) — past it the client is answered `408 Request Timeout` and the
+//! connection closes (silently if not a byte of the head arrived) —, a body
+//! must keep making progress ([`body_progress`](HttpTimeouts::body_progress)),
+//! and a connection idle between requests closes after
+//! [`keep_alive`](HttpTimeouts::keep_alive). Timers are only touched when a
+//! phase starts or ends, never for a request that arrives whole.
 //!
 //! A client that pipelines requests but does not read the responses meets
 //! backpressure: the session stops at its output budget, and once the
@@ -59,8 +60,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::response::{write_response_with, ConnectionHeader};
 use super::{DateCache, Limits, Request, Response, Session};
-use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo};
+use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo, TimeoutKind};
 
 /// Output buffers larger than this are dropped after use instead of being
 /// kept for the next batch (a single huge response should not pin memory).
@@ -70,9 +72,10 @@ const INITIAL_OUT: usize = 16 * 1024;
 
 /// The timeouts an [`HttpServer`] applies to its connections; `None` turns
 /// one off. They run on the engine's timing wheel
-/// ([`Conn::set_deadline`], [`Conn::set_read_timeout`],
+/// ([`Conn::set_timer`], [`Conn::set_read_timeout`],
 /// [`Conn::set_idle_timeout`]); an expired one closes the connection with
-/// [`CloseReason::Timeout`].
+/// [`CloseReason::Timeout`] — after a `408 Request Timeout` for a head that
+/// started arriving.
 ///
 /// ```
 /// use std::time::Duration;
@@ -84,7 +87,8 @@ const INITIAL_OUT: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpTimeouts {
     /// A request head must be complete this long after the connection opened
-    /// (for the first) or after its first byte arrived (default 10 s).
+    /// (for the first) or after its first byte arrived (default 10 s);
+    /// otherwise `408 Request Timeout`, then close.
     pub head: Option<Duration>,
     /// While a body is being received, the longest time without a byte of it
     /// (default 30 s).
@@ -123,7 +127,7 @@ impl HttpTimeouts {
 #[derive(Debug, Default)]
 pub struct HttpConn {
     session: Option<Session>,
-    /// The head deadline is armed.
+    /// The head deadline (the connection's timer) is armed.
     head_timer: bool,
     /// The body-progress (read) timeout is set.
     body_timer: bool,
@@ -316,7 +320,7 @@ where
         let want_body = t.body_progress.is_some() && in_body;
         if want_head != state.head_timer {
             let at = t.head.filter(|_| want_head).map(|d| Instant::now() + d);
-            conn.set_deadline(at);
+            conn.set_timer(at);
             conn.state_mut().head_timer = want_head;
         }
         if want_body != conn.state().body_timer {
@@ -348,9 +352,33 @@ where
         }
         if let Some(head) = self.timeouts.head {
             // The first head is due this long after the connection opened.
-            conn.set_deadline(Some(Instant::now() + head));
+            conn.set_timer(Some(Instant::now() + head));
             conn.state_mut().head_timer = true;
         }
+        Action::None
+    }
+
+    /// The head deadline passed: `408` if part of a head is waiting (a
+    /// client that sent nothing at all, such as a browser's preconnect, is
+    /// closed without a word), then close.
+    fn on_timer(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        if !std::mem::take(&mut conn.state_mut().head_timer) {
+            return Action::None;
+        }
+        tracing::debug!("request head not complete in time; answering 408");
+        if conn.buffered() > 0 {
+            if !self.ticking {
+                self.date.update(SystemTime::now());
+            }
+            self.out.clear();
+            let date = self.date.get();
+            let close = ConnectionHeader::Close;
+            write_response_with(&mut self.out, 408, "Request Timeout", &[], b"", date, close);
+            self.flush_out(conn);
+            let n = conn.buffered();
+            conn.discard(n);
+        }
+        conn.close_with(CloseReason::Timeout(TimeoutKind::Deadline));
         Action::None
     }
 

@@ -79,7 +79,7 @@ pub mod writer;
 pub use commands::{execute, Action, ClientInfo, SERVER_VERSION};
 pub use parser::{parse_command, Args, CommandParser, Parse, RespError, RespLimits};
 pub use reply::Replies;
-pub use server::{RedisConn, RedisServer, RespTimeouts, StoreMode};
+pub use server::{RedisConn, RedisServer, RespTimeouts, StoreMode, COMMAND_TIMEOUT_REPLY};
 pub use session::{Progress, RespSession, DEFAULT_OUTPUT_BUDGET};
 pub use store::{Entry, IncrError, SetCondition, SetExpiry, Store, Ttl};
 pub use value::{InvalidValue, Value};

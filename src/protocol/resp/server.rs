@@ -66,14 +66,19 @@
 //!
 //! [`RespTimeouts`] are off by default, as in Redis (`timeout 0`); the
 //! example server turns them on. A command started must be complete within
-//! [`command`](RespTimeouts::command), and a connection without traffic
-//! closes after [`idle`](RespTimeouts::idle).
+//! [`command`](RespTimeouts::command) (otherwise the client reads
+//! [`COMMAND_TIMEOUT_REPLY`] and the connection closes), and a connection
+//! without traffic closes after [`idle`](RespTimeouts::idle).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Replies, RespLimits, RespSession, Store};
-use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo};
+use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo, TimeoutKind};
+
+/// The error a client reads when its command was not complete within
+/// [`RespTimeouts::command`]; the connection closes after it.
+pub const COMMAND_TIMEOUT_REPLY: &[u8] = b"-ERR command timeout: incomplete command, closing\r\n";
 
 /// Reply buffers larger than this are dropped after use instead of being
 /// kept for the next batch.
@@ -100,7 +105,8 @@ pub enum StoreMode {
 
 /// The timeouts a [`RedisServer`] applies to its connections (`None`: off,
 /// the default for both, as in Redis). They run on the engine's timing wheel
-/// and close the connection with [`CloseReason::Timeout`].
+/// and close the connection with [`CloseReason::Timeout`] (the command
+/// timeout after answering [`COMMAND_TIMEOUT_REPLY`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -130,7 +136,9 @@ pub struct RedisConn {
     session: Option<RespSession>,
     /// Replies not yet handed to the outbound queue (backpressure).
     pending: Replies,
-    /// The command deadline is armed.
+    /// Reading and parsing wait for the outbound queue to drain.
+    backpressure: bool,
+    /// The command deadline (the connection's timer) is armed.
     command_timer: bool,
 }
 
@@ -143,7 +151,7 @@ impl RedisConn {
     /// Whether replies wait for the connection to drain (reading is paused
     /// meanwhile).
     pub fn is_backpressured(&self) -> bool {
-        !self.pending.is_empty()
+        self.backpressure
     }
 }
 
@@ -306,9 +314,11 @@ impl RedisServer {
                 break Served::Close(CloseReason::Local);
             }
             if !self.out.is_empty() || !conn.is_writable() {
-                // Output backs up: keep the rest of the replies with the
-                // connection and stop reading until it drains.
-                std::mem::swap(&mut self.out, &mut conn.state_mut().pending);
+                // Output backs up: keep the rest of the replies (if any) with
+                // the connection and stop reading until it drains.
+                let state = conn.state_mut();
+                std::mem::swap(&mut self.out, &mut state.pending);
+                state.backpressure = true;
                 conn.pause_read();
                 break Served::Open;
             }
@@ -338,9 +348,9 @@ impl RedisServer {
             return;
         };
         let state = conn.state();
-        let want = state.pending.is_empty() && (in_command || conn.buffered() > 0);
+        let want = !state.backpressure && (in_command || conn.buffered() > 0);
         if want != state.command_timer {
-            conn.set_deadline(want.then(|| Instant::now() + limit));
+            conn.set_timer(want.then(|| Instant::now() + limit));
             conn.state_mut().command_timer = want;
         }
     }
@@ -357,15 +367,29 @@ impl EventHandler for RedisServer {
         Action::None
     }
 
+    /// The command deadline passed: the client is told, then the
+    /// connection closes.
+    fn on_timer(&mut self, conn: &mut Conn<'_, RedisConn>) -> Action {
+        if !std::mem::take(&mut conn.state_mut().command_timer) {
+            return Action::None;
+        }
+        tracing::debug!("RESP command not complete in time; closing");
+        let _ = conn.write(COMMAND_TIMEOUT_REPLY);
+        let n = conn.buffered();
+        conn.discard(n);
+        conn.close_with(CloseReason::Timeout(TimeoutKind::Deadline));
+        Action::None
+    }
+
     fn on_traffic(&mut self, conn: &mut Conn<'_, RedisConn>) -> Action {
-        if conn.buffered() == 0 || !conn.state().pending.is_empty() {
+        if conn.buffered() == 0 || conn.state().backpressure {
             return Action::None;
         }
         self.serve(conn)
     }
 
     fn on_writable_changed(&mut self, conn: &mut Conn<'_, RedisConn>, writable: bool) {
-        if !writable || conn.state().pending.is_empty() {
+        if !writable || !conn.state().backpressure {
             return;
         }
         let mut pending = std::mem::take(&mut conn.state_mut().pending);
@@ -378,6 +402,7 @@ impl EventHandler for RedisServer {
             conn.state_mut().pending = pending;
             return;
         }
+        conn.state_mut().backpressure = false;
         conn.resume_read();
         if conn.buffered() > 0 && self.serve(conn) == Action::Close {
             conn.close();

@@ -70,8 +70,10 @@ pub enum IncrError {
 }
 
 /// The key-value store: a `HashMap` plus a min-heap of deadlines for
-/// [`Store::purge_expired`]. Expired keys vanish lazily on access and
-/// actively through `purge_expired` from a timer tick.
+/// [`Store::purge_expired`]. Expired keys are absent from the moment their
+/// deadline passes; their memory goes when they are next accessed (the value)
+/// or written (the key), and actively through `purge_expired` from a timer
+/// tick.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -111,14 +113,20 @@ impl Store {
         self.map.values().filter(|e| e.expires_at.is_some()).count()
     }
 
-    /// The live entry for `key`, removing it first if expired.
+    /// The live entry for `key`; an expired one is absent. One hash lookup:
+    /// removing an expired key here would cost a second lookup on every hit
+    /// (the borrow checker cannot hand out `e` on one branch and remove on
+    /// the other), so its value is dropped at once and the key itself goes
+    /// at the next write of it or at [`purge_expired`](Store::purge_expired).
     pub fn entry(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
-        let expired = self.map.get(key)?.is_expired(now);
-        if expired {
-            self.map.remove(key);
+        let e = self.map.get_mut(key)?;
+        if e.is_expired(now) {
+            if !e.value.is_empty() {
+                e.value = Arc::from(&[][..]);
+            }
             return None;
         }
-        self.map.get_mut(key)
+        Some(e)
     }
 
     /// The live value for `key`.
@@ -351,7 +359,12 @@ mod tests {
         assert_eq!(s.purge_expired(t + secs(5), 100), 2); // keys 3,4
         assert_eq!(s.len(), 7);
         assert!(!s.contains(&[9], t + secs(10)));
-        assert_eq!(s.len(), 6);
+        // An expired key read is absent at once; its value is dropped, the
+        // key goes at the next purge.
+        assert_eq!(s.map[&[9][..]].value.len(), 0);
+        assert_eq!(s.len(), 7);
+        assert_eq!(s.purge_expired(t + secs(10), 100), 5); // keys 5..=9
+        assert_eq!(s.len(), 2);
         assert!(s.contains(&[0], t + secs(10)));
         assert!(!s.remove(&[8], t + secs(20)));
         assert!(s.set_expiry(b"forever", Some(t), t));

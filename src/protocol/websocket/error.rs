@@ -49,6 +49,11 @@ pub enum WsError {
     /// or a message over [`Config::max_message_size`](super::Config::max_message_size) (1009).
     #[error("message too big")]
     TooBig,
+    /// Nothing arrived from the peer within
+    /// [`Config::pong_timeout`](super::Config::pong_timeout) of a keep-alive
+    /// ping (1011); the connection closes without waiting for a close frame.
+    #[error("no answer to a keep-alive ping")]
+    PongTimeout,
 }
 
 impl WsError {
@@ -64,6 +69,7 @@ impl WsError {
         match self {
             WsError::InvalidUtf8 | WsError::BadCompression => CloseCode::INVALID_DATA,
             WsError::TooBig => CloseCode::TOO_BIG,
+            WsError::PongTimeout => CloseCode::INTERNAL_ERROR,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

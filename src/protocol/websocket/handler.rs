@@ -15,7 +15,7 @@ use super::handshake::{self, ClientHandshakeError, HandshakeError, UpgradeReques
 use super::reader::{DataKind, Event, Reader};
 use super::state::{flag, Phase, WsState};
 use crate::protocol::http::{parse_request, DateCache, Parsed, Request};
-use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo};
+use crate::{Action, CloseReason, Conn, EventHandler, LoopInfo, TimeoutKind};
 
 /// An upgrade request as the application sees it in
 /// [`WebSocketHandler::on_upgrade`]: read the request, pick a subprotocol, set
@@ -167,6 +167,12 @@ struct Rx {
 /// Buffers above this size are dropped after a batch rather than kept.
 const MAX_RETAINED: usize = 1 << 20;
 
+/// Inbound bytes parsed per batch: after each batch its output is written and,
+/// if that left the connection unwritable, parsing stops (the rest stays in
+/// the inbound buffer until the outbound queue drains). One read of the
+/// engine is at most this much, so a batch is usually a whole `on_traffic`.
+const BATCH: usize = 64 * 1024;
+
 /// A WebSocket endpoint as an [`EventHandler`]: accepted connections are
 /// served as a server (upgrade from HTTP/1.1), dialed ones
 /// ([`client::dial`](super::client::dial)) as a client.
@@ -306,8 +312,21 @@ impl<H: WebSocketHandler> WebSocket<H> {
         e.write_response(&mut self.tx.out, self.rx.date.get());
         let n = conn.buffered();
         conn.discard(n);
-        conn.state_mut().phase = Phase::Closed;
+        self.closed(conn);
+        if e == HandshakeError::Timeout {
+            conn.close_with(CloseReason::Timeout(TimeoutKind::Deadline));
+            return ControlFlow::Break(Action::None);
+        }
         ControlFlow::Break(Action::Close)
+    }
+
+    /// The connection is done with the protocol: what it still holds is
+    /// dropped and its timer cleared; whatever arrives is discarded until the
+    /// engine closes it.
+    fn closed(&mut self, conn: &mut Conn<'_, WsState<H::State>>) {
+        conn.state_mut().phase = Phase::Closed;
+        conn.state_mut().release();
+        conn.set_timer(None);
     }
 
     /// Client: checks the server's answer once it is complete.
@@ -338,13 +357,7 @@ impl<H: WebSocketHandler> WebSocket<H> {
                 ControlFlow::Break(Action::None)
             }
             Err(e) => {
-                tracing::debug!(error = %e, "WebSocket handshake failed");
-                self.app.on_handshake_failed(&mut conn.state_mut().user, &e);
-                let n = conn.buffered();
-                conn.discard(n);
-                conn.state_mut().phase = Phase::Closed;
-                conn.state_mut().tidy();
-                conn.close_with(CloseReason::Protocol(format!("WebSocket handshake: {e}")));
+                self.client_handshake_failed(conn, e);
                 ControlFlow::Break(Action::None)
             }
             Ok(Some(acc)) => {
@@ -354,6 +367,24 @@ impl<H: WebSocketHandler> WebSocket<H> {
                 self.open(conn, index, acc.deflate)
             }
         }
+    }
+
+    /// Client: the handshake failed; the application hears why, the
+    /// connection closes.
+    fn client_handshake_failed(
+        &mut self,
+        conn: &mut Conn<'_, WsState<H::State>>,
+        e: ClientHandshakeError,
+    ) {
+        tracing::debug!(error = %e, "WebSocket handshake failed");
+        self.app.on_handshake_failed(&mut conn.state_mut().user, &e);
+        let n = conn.buffered();
+        conn.discard(n);
+        self.closed(conn);
+        conn.close_with(match e {
+            ClientHandshakeError::Timeout => CloseReason::Timeout(TimeoutKind::Deadline),
+            e => CloseReason::Protocol(format!("WebSocket handshake: {e}")),
+        });
     }
 
     /// The handshake succeeded: the connection is open.
@@ -371,6 +402,9 @@ impl<H: WebSocketHandler> WebSocket<H> {
         if let Some(t) = self.tx.cfg.idle_timeout {
             conn.set_idle_timeout(Some(t));
         }
+        // The handshake's deadline is over; keep-alive takes the timer, if on.
+        let first_ping = self.tx.cfg.keep_alive().map(|(i, _)| Instant::now() + i);
+        conn.set_timer(first_ping);
         let action = self.app.on_open(&mut WsConn {
             conn,
             tx: &mut self.tx,
@@ -378,45 +412,61 @@ impl<H: WebSocketHandler> WebSocket<H> {
         self.after_app(conn, action)
     }
 
-    /// Reads and dispatches every complete frame buffered.
+    /// Reads and dispatches the complete frames buffered, batch by batch,
+    /// while the connection is writable (see [`BATCH`]).
     fn read_frames(&mut self, conn: &mut Conn<'_, WsState<H::State>>) -> Step {
-        let st = conn.state();
-        let reader = Reader {
-            client: st.is(flag::CLIENT),
-            deflate: st.negotiated(),
-            max_frame: self.tx.cfg.max_frame_size,
-            max_message: self.tx.cfg.max_message_size,
-        };
-        let mut partial = conn
-            .state_mut()
-            .extra
-            .as_mut()
-            .and_then(|e| e.partial.take());
-        self.rx.scratch.clear();
-        let mut events = std::mem::take(&mut self.rx.events);
-        let res = reader.read(
-            conn.peek_all(),
-            &mut partial,
-            &mut self.rx.scratch,
-            &mut events,
-        );
-        conn.discard(res.consumed);
-        match partial {
-            Some(p) => conn.state_mut().extra_mut().partial = Some(p),
-            None => conn.state_mut().tidy(),
-        }
-        let mut step = ControlFlow::Continue(());
-        for ev in events.drain(..) {
-            if step.is_continue() {
-                step = self.dispatch(conn, ev);
+        loop {
+            if conn.state().phase == Phase::Open && !conn.is_writable() {
+                // Output backs up: the rest waits in the inbound buffer until
+                // `on_writable_changed(true)` (the engine stops reading too).
+                return ControlFlow::Break(Action::None);
+            }
+            let st = conn.state();
+            let reader = Reader {
+                client: st.is(flag::CLIENT),
+                deflate: st.negotiated(),
+                max_frame: self.tx.cfg.max_frame_size,
+                max_message: self.tx.cfg.max_message_size,
+            };
+            let mut partial = conn
+                .state_mut()
+                .extra
+                .as_mut()
+                .and_then(|e| e.partial.take());
+            self.rx.scratch.clear();
+            let mut events = std::mem::take(&mut self.rx.events);
+            let res = reader.read_some(
+                conn.peek_all(),
+                &mut partial,
+                &mut self.rx.scratch,
+                &mut events,
+                BATCH,
+            );
+            conn.discard(res.consumed);
+            match partial {
+                Some(p) => conn.state_mut().extra_mut().partial = Some(p),
+                None => conn.state_mut().tidy(),
+            }
+            let mut step = ControlFlow::Continue(());
+            for ev in events.drain(..) {
+                if step.is_continue() {
+                    step = self.dispatch(conn, ev);
+                }
+            }
+            self.rx.events = events;
+            step?;
+            if let Some(e) = res.error {
+                return self.fail(conn, e);
+            }
+            if res.consumed < BATCH || conn.buffered() == 0 {
+                // Stopped at an incomplete frame (or ran out of input).
+                return ControlFlow::Break(Action::None);
+            }
+            // A full batch: write its output, then see whether to go on.
+            if !self.tx.flush(conn) {
+                return ControlFlow::Break(Action::Close);
             }
         }
-        self.rx.events = events;
-        step?;
-        if let Some(e) = res.error {
-            return self.fail(conn, e);
-        }
-        ControlFlow::Break(Action::None)
     }
 
     /// Handles one event.
@@ -509,24 +559,32 @@ impl<H: WebSocketHandler> WebSocket<H> {
                     let reason = reason.to_string();
                     self.report_close(conn, code, &reason);
                 }
-                conn.state_mut().phase = Phase::Closed;
-                conn.state_mut().release();
+                self.closed(conn);
                 ControlFlow::Break(Action::Close)
             }
         }
     }
 
     /// Fails the connection (§7.1.7): a close frame with the error's code, then
-    /// the connection closes once the peer answers or the close timeout passes.
+    /// the connection closes once the peer answers or the close timeout passes
+    /// — at once for a peer that stopped answering keep-alive pings.
     fn fail(&mut self, conn: &mut Conn<'_, WsState<H::State>>, e: WsError) -> Step {
         if conn.state().phase != Phase::Open {
-            conn.state_mut().phase = Phase::Closed;
+            self.closed(conn);
             return ControlFlow::Break(Action::Close);
         }
         tracing::debug!(error = %e, code = %e.close_code(), "failing WebSocket connection");
         let reason = e.to_string();
         self.tx.close(conn, e.close_code(), &reason);
         conn.state_mut().release();
+        if e == WsError::PongTimeout {
+            // Nothing arrives from this peer: waiting for its close frame
+            // would only hold the connection longer.
+            self.report_close(conn, e.close_code(), &reason);
+            self.closed(conn);
+            conn.close_with(CloseReason::Timeout(TimeoutKind::Read));
+            return ControlFlow::Break(Action::None);
+        }
         self.begin_close_wait(conn);
         self.report_close(conn, e.close_code(), &reason);
         // Whatever else is buffered is from a peer that broke the protocol.
@@ -535,9 +593,57 @@ impl<H: WebSocketHandler> WebSocket<H> {
         ControlFlow::Break(Action::None)
     }
 
-    /// A close frame went out: give the peer `close_timeout` to answer.
+    /// A close frame went out: give the peer `close_timeout` to answer (the
+    /// connection's timer is the close wait from now on, keep-alive is over).
     fn begin_close_wait(&mut self, conn: &mut Conn<'_, WsState<H::State>>) {
-        conn.set_deadline(Some(Instant::now() + self.tx.cfg.close_timeout));
+        conn.state_mut().clear(flag::PONG_PENDING | flag::PING_SENT);
+        conn.set_timer(Some(Instant::now() + self.tx.cfg.close_timeout));
+    }
+
+    /// The connection's timer expired: what it means depends on the phase.
+    fn expire(&mut self, conn: &mut Conn<'_, WsState<H::State>>) -> Step {
+        match conn.state().phase {
+            Phase::Handshake if conn.state().is(flag::CLIENT) => {
+                self.client_handshake_failed(conn, ClientHandshakeError::Timeout);
+                ControlFlow::Break(Action::None)
+            }
+            Phase::Handshake => self.reject(conn, HandshakeError::Timeout),
+            Phase::Open => self.keep_alive(conn),
+            Phase::Closing => {
+                tracing::debug!("no close frame from the WebSocket peer in time; closing");
+                self.closed(conn);
+                conn.close_with(CloseReason::Timeout(TimeoutKind::Deadline));
+                ControlFlow::Break(Action::None)
+            }
+            Phase::Closed => ControlFlow::Break(Action::None),
+        }
+    }
+
+    /// Keep-alive, when the timer fires on an open connection: fail it if the
+    /// last ping went unanswered; otherwise send a ping and wait for the peer
+    /// (any frame counts as an answer, see `on_traffic`), or — after an
+    /// answered ping, with a pong timeout shorter than the interval — wait for
+    /// the next ping's time.
+    fn keep_alive(&mut self, conn: &mut Conn<'_, WsState<H::State>>) -> Step {
+        let Some((interval, wait)) = self.tx.cfg.keep_alive() else {
+            return ControlFlow::Continue(());
+        };
+        let st = conn.state_mut();
+        if st.is(flag::PONG_PENDING) {
+            return self.fail(conn, WsError::PongTimeout);
+        }
+        let now = Instant::now();
+        if st.is(flag::PING_SENT) && wait < interval {
+            st.clear(flag::PING_SENT);
+            conn.set_timer(Some(now + (interval - wait)));
+            return ControlFlow::Continue(());
+        }
+        st.set(flag::PONG_PENDING | flag::PING_SENT);
+        conn.set_timer(Some(now + wait));
+        if self.tx.control(conn, OpCode::Ping, b"").is_err() {
+            return ControlFlow::Break(Action::Close);
+        }
+        ControlFlow::Continue(())
     }
 
     /// Reports the close to the application (once).
@@ -614,6 +720,9 @@ impl<H: WebSocketHandler> EventHandler for WebSocket<H> {
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        if let Some(t) = self.tx.cfg.handshake_timeout {
+            conn.set_timer(Some(Instant::now() + t));
+        }
         if !conn.state().is(flag::CLIENT) {
             return Action::None;
         }
@@ -635,6 +744,8 @@ impl<H: WebSocketHandler> EventHandler for WebSocket<H> {
     }
 
     fn on_traffic(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        // The peer is alive: that answers a keep-alive ping.
+        conn.state_mut().clear(flag::PONG_PENDING);
         let action = match self.process(conn) {
             ControlFlow::Break(a) => a,
             ControlFlow::Continue(()) => Action::None,
@@ -649,24 +760,22 @@ impl<H: WebSocketHandler> EventHandler for WebSocket<H> {
         self.tx.out.clear();
     }
 
+    fn on_timer(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let action = match self.expire(conn) {
+            ControlFlow::Break(a) => a,
+            ControlFlow::Continue(()) => Action::None,
+        };
+        self.finish(conn, action)
+    }
+
     fn on_writable_changed(&mut self, conn: &mut Conn<'_, Self::State>, writable: bool) {
-        let st = conn.state();
-        let live = matches!(st.phase, Phase::Open | Phase::Closing);
         let mut action = Action::None;
-        if live && self.tx.cfg.pause_reading_when_unwritable {
-            if !writable && !st.is(flag::PAUSED) {
-                conn.pause_read();
-                conn.state_mut().set(flag::PAUSED);
-            } else if writable && st.is(flag::PAUSED) {
-                conn.state_mut().clear(flag::PAUSED);
-                conn.resume_read();
-                // Frames may be waiting in the inbound buffer with nothing new
-                // to come from the socket: read them now.
-                if conn.buffered() > 0 {
-                    if let ControlFlow::Break(a) = self.process(conn) {
-                        action = a;
-                    }
-                }
+        let live = matches!(conn.state().phase, Phase::Open | Phase::Closing);
+        if writable && live && conn.buffered() > 0 {
+            // Parsing stopped while the output backed up: frames wait in the
+            // inbound buffer with nothing new to come from the socket yet.
+            if let ControlFlow::Break(a) = self.process(conn) {
+                action = a;
             }
         }
         let st = conn.state();

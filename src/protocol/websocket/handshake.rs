@@ -77,6 +77,10 @@ pub enum HandshakeError {
     /// The application refused the upgrade with this status.
     #[error("upgrade refused with status {0}")]
     Refused(u16),
+    /// The request was not complete within
+    /// [`Config::handshake_timeout`](super::Config::handshake_timeout): 408.
+    #[error("upgrade request not complete in time")]
+    Timeout,
 }
 
 impl HandshakeError {
@@ -86,6 +90,7 @@ impl HandshakeError {
             HandshakeError::NotUpgrade | HandshakeError::UnsupportedVersion => 426,
             HandshakeError::BadRequest(_) => 400,
             HandshakeError::Http(s) | HandshakeError::Refused(s) => *s,
+            HandshakeError::Timeout => 408,
         }
     }
 
@@ -329,6 +334,10 @@ pub enum ClientHandshakeError {
     /// extension that was not offered...).
     #[error("invalid handshake response: {0}")]
     Invalid(&'static str),
+    /// No complete answer within
+    /// [`Config::handshake_timeout`](super::Config::handshake_timeout).
+    #[error("no handshake response in time")]
+    Timeout,
 }
 
 /// Largest handshake answer head a client buffers.

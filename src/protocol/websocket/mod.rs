@@ -82,11 +82,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Timers and flow control
+//!
+//! Each connection has one timer on the engine's timing wheel
+//! ([`Conn::set_timer`](crate::Conn::set_timer)), whose meaning follows the
+//! connection's phase: the handshake deadline
+//! ([`Config::handshake_timeout`], 408 for a server), then keep-alive
+//! ([`Config::ping_interval`]: a ping each interval, 1011 and a close when the
+//! peer sent nothing within [`Config::pong_timeout`] of one), then the close
+//! wait ([`Config::close_timeout`]). With keep-alive off an open connection
+//! holds no timer at all. While a connection's outbound queue is above the
+//! high water mark the layer stops parsing its buffered input (and the engine
+//! stops reading it), so a peer that sends without reading meets bounded
+//! memory.
+//!
 //! # Not yet
 //!
-//! Keep-alive pings need a per-connection timer from the engine (coming);
-//! until then [`Config::idle_timeout`] closes silent connections. `wss://`
-//! waits for the engine's TLS transport.
+//! `wss://` waits for the engine's TLS transport.
 
 pub mod client;
 pub mod close;

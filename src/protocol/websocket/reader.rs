@@ -160,6 +160,20 @@ impl Reader {
         scratch: &mut Vec<u8>,
         events: &mut Vec<Event>,
     ) -> ReadResult {
+        self.read_some(src, partial, scratch, events, usize::MAX)
+    }
+
+    /// As [`read`](Self::read), but starts no new frame once `budget` bytes of
+    /// `src` are consumed: the caller can act on a batch of events (and on the
+    /// output they caused) before it reads on, with the rest left in `src`.
+    pub fn read_some(
+        &self,
+        src: &[u8],
+        partial: &mut Option<Box<Partial>>,
+        scratch: &mut Vec<u8>,
+        events: &mut Vec<Event>,
+        budget: usize,
+    ) -> ReadResult {
         let mut pos = 0;
         let error = loop {
             // First, the payload of a frame that is streaming in.
@@ -196,6 +210,9 @@ impl Reader {
                     });
                 }
                 continue;
+            }
+            if pos >= budget {
+                break None;
             }
             let h = match parse_header(&src[pos..]) {
                 Ok(Some(h)) => h,
@@ -475,6 +492,26 @@ mod tests {
             ..server()
         };
         assert_eq!(run(&client, &wire, 100).1, Some(WsError::MaskedFrame));
+    }
+
+    #[test]
+    fn a_budget_stops_between_frames() {
+        let mut wire = Vec::new();
+        for body in [&b"one"[..], b"two", b"three"] {
+            encode_frame(&mut wire, true, 0, OpCode::Binary, MASK, body);
+        }
+        let first = 2 + 4 + 3;
+        let (mut partial, mut scratch, mut events) = (None, Vec::new(), Vec::new());
+        let res = server().read_some(&wire, &mut partial, &mut scratch, &mut events, 1);
+        assert_eq!((res.consumed, events.len()), (first, 1));
+        let res = server().read_some(&wire[first..], &mut partial, &mut scratch, &mut events, 0);
+        assert_eq!(
+            (res.consumed, events.len()),
+            (0, 1),
+            "nothing new at budget 0"
+        );
+        let res = server().read_some(&wire[first..], &mut partial, &mut scratch, &mut events, 10);
+        assert_eq!((res.consumed, events.len()), (wire.len() - first, 3));
     }
 
     #[test]

@@ -32,8 +32,11 @@ pub(crate) mod flag {
     pub(crate) const REPORTED: u8 = 1 << 2;
     /// A close frame was sent.
     pub(crate) const CLOSE_SENT: u8 = 1 << 3;
-    /// Reading is paused by this layer because the connection is unwritable.
-    pub(crate) const PAUSED: u8 = 1 << 4;
+    /// Keep-alive: a ping was sent and nothing has arrived since.
+    pub(crate) const PONG_PENDING: u8 = 1 << 4;
+    /// Keep-alive: the timer is the deadline of a ping's answer (rather than
+    /// the time to send the next ping).
+    pub(crate) const PING_SENT: u8 = 1 << 5;
 }
 
 /// What the box holds: parts of a connection that only some connections need,

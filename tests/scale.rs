@@ -24,10 +24,6 @@ impl ChildServer {
     /// lower descriptor limit.
     fn spawn(mode: &str, loops: usize, nofile: Option<u32>) -> ChildServer {
         let exe = example_binary("echo");
-        let backend = std::env::var("NETLOOP_TEST_BACKEND")
-            .ok()
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| "epoll".into());
         let limit = nofile
             .map(|n| format!("ulimit -n {n}; "))
             .unwrap_or_default();
@@ -36,7 +32,8 @@ impl ChildServer {
             .arg(format!("{limit}exec \"$0\" \"$@\""))
             .arg(exe)
             .args(["--addr", "127.0.0.1:0", "--mode", mode])
-            .args(["--loops", &loops.to_string(), "--backend", &backend]);
+            .args(["--loops", &loops.to_string()])
+            .args(backend_flag(&[]));
         let served = Served::spawn(cmd);
         let addr = served.listening_addr();
         // The loops have registered everything they hold at rest by now.

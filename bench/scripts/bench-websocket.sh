@@ -25,6 +25,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
+# shellcheck source=bench/scripts/bench-lib.sh
+. "$ROOT/bench/scripts/bench-lib.sh"
 
 QUICK=0
 ROUNDS=""
@@ -53,17 +55,12 @@ fi
 BASE_PORT=${BASE_PORT:-19100}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-websocket.XXXXXX")
-PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    bench_cleanup
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-note() { echo "== $*" >&2; }
-have() { command -v "$1" >/dev/null 2>&1; }
 
 if have taskset && [ "$(nproc)" -ge 2 ]; then
     SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1)
@@ -116,11 +113,6 @@ start() {
     echo "$name did not start; log:" >&2; cat "$WORK/$name.log" >&2; return 1
 }
 stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-
-# CPU nanoseconds a process has run, all threads.
-cpu_ns() { { cat /proc/"$1"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {printf "%.0f\n", s}'; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 SERVERS=(netloop tungstenite)
 [ "$HAVE_PY" = 1 ] && SERVERS+=(python)
@@ -193,7 +185,7 @@ done
     for name in "${SERVERS[@]}"; do
         for key in "$name" "$name-deflate"; do
             [ -f "$WORK/rate-$key" ] || continue
-            echo "| $name | $(cat "$WORK/comp-$key") | $(median <"$WORK/rate-$key") | $(median <"$WORK/cpu-$key") |"
+            echo "| $name | $(cat "$WORK/comp-$key") | $(median "$WORK/rate-$key") | $(median "$WORK/cpu-$key") |"
         done
     done
     echo

@@ -780,12 +780,11 @@ impl<C: Codec, F: FrameHandler> Framed<C, F> {
         let mut fc = FrameConn::new(&mut writer, &pc.codec, &mut pc.user, &pc.handle, meta);
         let out = f(handler, &mut fc);
         let req = fc.req;
-        let handle = pc.handle.clone();
         conn.state_mut().conn = parked.take().map(|(_, pc)| pc);
         if req.apply(conn) && conn.buffered() > 0 {
             // Frames that arrived while reading was paused: delivered by an
             // `on_traffic` of their own, as soon as this callback has returned.
-            let _ = handle.wake();
+            let _ = conn.handle().wake();
         }
         Some(out)
     }

@@ -52,6 +52,27 @@ impl Epoll {
     }
 }
 
+impl Epoll {
+    /// `epoll_ctl(op)` for `fd` with the flags of `interest` and `trigger`.
+    #[inline]
+    fn ctl(
+        &self,
+        op: libc::c_int,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        sys::epoll_ctl(
+            self.fd.as_raw_fd(),
+            op,
+            fd,
+            Self::flags(interest, trigger),
+            token,
+        )
+    }
+}
+
 impl Driver for Epoll {
     const COMPLETION: bool = false;
 
@@ -62,13 +83,7 @@ impl Driver for Epoll {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        sys::epoll_ctl(
-            self.fd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd,
-            Self::flags(interest, trigger),
-            token,
-        )
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest, trigger)
     }
 
     fn modify(
@@ -78,13 +93,7 @@ impl Driver for Epoll {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        sys::epoll_ctl(
-            self.fd.as_raw_fd(),
-            libc::EPOLL_CTL_MOD,
-            fd,
-            Self::flags(interest, trigger),
-            token,
-        )
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest, trigger)
     }
 
     fn delete(&mut self, fd: RawFd, _token: u64) -> io::Result<()> {
